@@ -1,0 +1,32 @@
+"""Token counting with tiktoken's cl100k_base, loaded offline."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+
+@functools.cache
+def get_encoding(name: str = "cl100k_base") -> Any:
+    """Return a tiktoken encoding, read from the BPE files llama-index-core ships."""
+    import tiktoken
+
+    if "TIKTOKEN_CACHE_DIR" in os.environ:
+        return tiktoken.get_encoding(name)
+    import llama_index.core
+
+    # tiktoken would download the BPE file; llama-index-core ships it, so point the
+    # cache there for the one call that reads it and leave the environment as it was.
+    cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    try:
+        return tiktoken.get_encoding(name)
+    finally:
+        del os.environ["TIKTOKEN_CACHE_DIR"]
+
+
+def count_tokens(text: str) -> int:
+    """Return the number of cl100k_base tokens in ``text``."""
+    return len(get_encoding().encode(text, disallowed_special=()))

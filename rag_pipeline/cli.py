@@ -1,0 +1,221 @@
+"""The ``rag`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from rag_pipeline.errors import ConfigError, RagError
+
+app = typer.Typer(
+    name="rag",
+    help="Index documents into Qdrant and build RAG chat requests from them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+KnowledgeOption = Annotated[str, typer.Option("--knowledge", "-k", help="knowledge id")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+ModeOption = Annotated[
+    Optional[str], typer.Option("--mode", help="dense, sparse or hybrid (default: settings)")
+]
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from rag_pipeline.settings import Settings
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        messages = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {messages}") from exc
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _pipeline(settings: Any) -> Any:
+    from rag_pipeline.pipeline import Pipeline
+
+    return Pipeline(settings)
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="folder or file to index")],
+    knowledge: KnowledgeOption = "default",
+    as_json: JsonOption = False,
+    keep_deleted: Annotated[
+        bool, typer.Option("--keep-deleted", help="keep chunks of files no longer in the folder")
+    ] = False,
+    chunk_size: Annotated[Optional[int], typer.Option(help="tokens per chunk")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens of overlap")] = None,
+) -> None:
+    """Walk a folder, extract, chunk, embed and store; only changed files are re-embedded."""
+    try:
+        settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+        if not path.exists():
+            raise ConfigError(f"no such file or folder: {path}")
+        with _pipeline(settings) as pipeline:
+            show = not as_json and sys.stderr.isatty()
+            if show:
+                report = _index_with_progress(pipeline, path, knowledge, not keep_deleted)
+            else:
+                report = pipeline.index(path, knowledge, prune=not keep_deleted)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    except RagError as exc:
+        raise _fail(str(exc), EXIT_PARTIAL) from exc
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_report(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+
+
+def _index_with_progress(pipeline: Any, path: Path, knowledge: str, prune: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rag_pipeline.ingest import walk_files
+
+    total = sum(1 for _ in walk_files(path.resolve()))
+    with Progress(
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=total)
+
+        def step(source: str, status: str) -> None:
+            if status != "deleted":
+                progress.update(task, advance=1, description=f"{status}: {source}")
+
+        return pipeline.index(path, knowledge, progress=step, prune=prune)
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=False, highlight=False)
+    data = report.to_dict()
+    files = data["files"]
+    console.print(
+        f"[bold]{report.knowledge_id}[/]: {files['added']} added, {files['updated']} updated, "
+        f"{files['skipped']} skipped, {files['deleted']} deleted, {files['failed']} failed; "
+        f"{data['chunks']['added']} chunks written, {data['chunks']['deleted']} removed "
+        f"in {data['seconds']:.1f} s"
+    )
+    for error in report.errors:
+        console.print(f"[red]failed[/] {error['path']}: {error['error']}")
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="the question")],
+    knowledge: KnowledgeOption = "default",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="number of hits")] = None,
+    mode: ModeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the chunks that best answer a question."""
+    try:
+        settings = _settings(top_k=top_k, search_mode=mode)
+        with _pipeline(settings) as pipeline:
+            hits = pipeline.query(text, knowledge)
+    except RagError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not hits:
+        console.print("no hits")
+    for rank, hit in enumerate(hits, start=1):
+        where = hit.source + (f" p.{hit.metadata['page']}" if hit.metadata.get("page") else "")
+        heading = " > ".join(hit.metadata.get("heading_path") or [])
+        console.print(f"[bold]{rank}. {where}[/] [dim]{heading} score={hit.score:.3f}[/]")
+        console.print("   " + " ".join(hit.text.split())[:300])
+
+
+@app.command()
+def payload(
+    text: Annotated[str, typer.Argument(help="the question")],
+    model: Annotated[str, typer.Option("--model", "-m", help="the chat model to ask")],
+    knowledge: KnowledgeOption = "default",
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="chunks to retrieve")] = None,
+    mode: ModeOption = None,
+    system: Annotated[Optional[str], typer.Option("--system", help="a system prompt")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the OpenAI chat-completions request enriched with retrieved context."""
+    try:
+        settings = _settings(top_k=top_k, search_mode=mode)
+        messages = [{"role": "system", "content": system}] if system else []
+        with _pipeline(settings) as pipeline:
+            result = pipeline.payload(text, knowledge, model=model, messages=messages)
+    except RagError as exc:
+        raise _fail(str(exc)) from exc
+    indent = None if as_json else 2
+    typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=indent))
+
+
+@app.command()
+def collections(as_json: JsonOption = False) -> None:
+    """List knowledge collections with their model and size."""
+    try:
+        with _pipeline(_settings()) as pipeline:
+            infos = [pipeline.store.collection_info(n) for n in pipeline.store.list_collections()]
+    except RagError as exc:
+        raise _fail(str(exc)) from exc
+    rows = [
+        {"knowledge_id": i.name, "model": i.model, "dimension": i.dimension, "points": i.points}
+        for i in infos
+        if i is not None
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        typer.echo(
+            f"{row['knowledge_id']}\t{row['points']} chunks\t{row['model']} ({row['dimension']}d)"
+        )
+
+
+@app.command()
+def delete(knowledge: Annotated[str, typer.Argument(help="knowledge id to drop")]) -> None:
+    """Delete a knowledge collection and its vectors."""
+    try:
+        with _pipeline(_settings()) as pipeline:
+            found = pipeline.delete(knowledge)
+    except RagError as exc:
+        raise _fail(str(exc)) from exc
+    if not found:
+        raise _fail(f"knowledge {knowledge!r} does not exist", EXIT_PARTIAL)
+    typer.echo(f"deleted {knowledge}")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Turn files of many formats into ``Document`` objects: one entry point, a loader per family."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from rag_pipeline.errors import LoaderError
+from rag_pipeline.types import Document
+
+__all__ = ["SUPPORTED_SUFFIXES", "is_supported", "load_file"]
+
+# suffix -> (module in this package, function in it, MIME type)
+_LOADERS: dict[str, tuple[str, str, str]] = {
+    ".txt": ("text", "load_text", "text/plain"),
+    ".text": ("text", "load_text", "text/plain"),
+    ".csv": ("text", "load_text", "text/csv"),
+    ".tsv": ("text", "load_text", "text/tab-separated-values"),
+    ".json": ("text", "load_text", "application/json"),
+    ".jsonl": ("text", "load_text", "application/jsonl"),
+    ".md": ("markdown", "load_markdown", "text/markdown"),
+    ".markdown": ("markdown", "load_markdown", "text/markdown"),
+    ".html": ("html", "load_html", "text/html"),
+    ".htm": ("html", "load_html", "text/html"),
+    ".pdf": ("pdf", "load_pdf", "application/pdf"),
+    ".docx": (
+        "office",
+        "load_docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
+    ".pptx": (
+        "office",
+        "load_pptx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ),
+    ".xlsx": (
+        "office",
+        "load_xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ),
+    ".odt": ("office", "load_odt", "application/vnd.oasis.opendocument.text"),
+    ".rtf": ("office", "load_rtf", "application/rtf"),
+    ".eml": ("email", "load_eml", "message/rfc822"),
+    ".msg": ("email", "load_msg", "application/vnd.ms-outlook"),
+    ".epub": ("epub", "load_epub", "application/epub+zip"),
+}
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+
+
+def is_supported(path: str | os.PathLike[str]) -> bool:
+    """Return whether ``load_file`` has a loader for this path's suffix."""
+    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def load_file(
+    path: str | os.PathLike[str], *, source: str | None = None, max_bytes: int | None = None
+) -> list[Document]:
+    """Extract the text of one file as one or more Documents (PDFs: one per page with text)."""
+    from rag_pipeline.loaders._signature import check_signature
+
+    path = Path(path)
+    source = str(path) if source is None else source
+    suffix = path.suffix.lower()
+    if suffix not in _LOADERS:
+        raise LoaderError(source, f"unsupported file type {suffix or '(no suffix)'}")
+    module_name, function_name, content_type = _LOADERS[suffix]
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise LoaderError(source, "file not found") from None
+    except OSError as exc:
+        raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise LoaderError(source, "not a regular file")
+    if size == 0:
+        raise LoaderError(source, "empty file")
+    if max_bytes is not None and size > max_bytes:
+        raise LoaderError(source, f"file too large: {size} bytes > limit {max_bytes}")
+
+    try:
+        check_signature(path, suffix, source)
+        module = importlib.import_module(f"rag_pipeline.loaders.{module_name}")
+        documents: list[Document] = getattr(module, function_name)(path, source)
+    except LoaderError:
+        raise
+    except OSError as exc:
+        raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the boundary where library errors become ours
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LoaderError(source, f"corrupt or unreadable {suffix[1:]}: {detail}") from exc
+
+    documents = [doc for doc in documents if doc.text.strip()]
+    if not documents:
+        raise LoaderError(source, "no extractable text (scanned or image-only?)")
+    return [_with_base_metadata(doc, source, path.stem, content_type) for doc in documents]
+
+
+def _with_base_metadata(doc: Document, source: str, stem: str, content_type: str) -> Document:
+    """Return ``doc`` with ``source``, ``title`` and ``content_type`` filled in."""
+    title = doc.metadata.get("title") or stem
+    metadata = {"source": source, "title": title, "content_type": content_type}
+    metadata.update((key, value) for key, value in doc.metadata.items() if key not in metadata)
+    return Document(text=doc.text, metadata=metadata, markdown=doc.markdown)

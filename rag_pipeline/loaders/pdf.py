@@ -1,0 +1,45 @@
+"""PDF files through pypdfium2: one Document per page that has text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag_pipeline.errors import LoaderError
+from rag_pipeline.loaders.text import normalize_newlines
+from rag_pipeline.types import Document
+
+
+def load_pdf(path: Path, source: str) -> list[Document]:
+    """Load a PDF as one Document per page with text, numbered from 1 in ``page``."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise LoaderError(source, "encrypted (password-protected)") from None
+        raise LoaderError(source, f"corrupt or unreadable pdf: {_pdfium_reason(exc)}") from exc
+    try:
+        title = (pdf.get_metadata_value("Title") or "").strip()
+        documents = []
+        for index in range(len(pdf)):
+            page = pdf[index]
+            textpage = page.get_textpage()
+            try:
+                text = normalize_newlines(textpage.get_text_bounded())
+            finally:
+                textpage.close()
+                page.close()
+            if text:
+                metadata = {"title": title, "page": index + 1} if title else {"page": index + 1}
+                documents.append(Document(text=text, metadata=metadata))
+        return documents
+    except pdfium.PdfiumError as exc:
+        raise LoaderError(source, f"corrupt or unreadable pdf: {_pdfium_reason(exc)}") from exc
+    finally:
+        pdf.close()
+
+
+def _pdfium_reason(exc: Exception) -> str:
+    """Return pdfium's message without its trailing period."""
+    return str(exc).strip().rstrip(".")

@@ -1,0 +1,168 @@
+"""The front door: a Pipeline built from Settings that indexes, queries and builds payloads."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rag_pipeline.chunking.splitter import Chunker
+from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.errors import ConfigError
+from rag_pipeline.ingest import Indexer, IndexReport, ProgressCallback
+from rag_pipeline.retrieval.prompt import PromptBuilder
+from rag_pipeline.retrieval.retriever import Retriever
+from rag_pipeline.settings import Settings
+from rag_pipeline.store.base import SearchMode, VectorStore, validate_collection_name
+from rag_pipeline.types import ChatPayload, Hit
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """Build the embedder the settings name."""
+    common: dict[str, Any] = {
+        "query_prefix": settings.query_prefix,
+        "passage_prefix": settings.passage_prefix,
+    }
+    if settings.embedder == "local":
+        from rag_pipeline.embedding.local import LocalEmbedder
+
+        return LocalEmbedder(
+            settings.embedding_model, batch_size=settings.embedding_batch_size, **common
+        )
+    assert settings.embedding_base_url is not None
+    http: dict[str, Any] = {
+        "api_key": settings.embedding_api_key,
+        "batch_size": settings.embedding_batch_size,
+        "concurrency": settings.embedding_concurrency,
+        **common,
+    }
+    if settings.embedder == "ollama":
+        from rag_pipeline.embedding.http import OllamaEmbedder
+
+        return OllamaEmbedder(settings.embedding_base_url, settings.embedding_model, **http)
+    from rag_pipeline.embedding.http import OpenAIEmbedder
+
+    return OpenAIEmbedder(
+        settings.embedding_base_url,
+        settings.embedding_model,
+        send_input_type=settings.embedding_input_type,
+        **http,
+    )
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """Open the store the settings name: a Qdrant URL, or the embedded engine."""
+    if settings.qdrant_url:
+        from rag_pipeline.store.qdrant import QdrantStore
+
+        return QdrantStore(settings.qdrant_url, api_key=settings.qdrant_api_key)
+    if settings.embedded_store == "local":
+        from rag_pipeline.store.qdrant import QdrantStore
+
+        path = settings.data_dir / "qdrant-local"
+        path.mkdir(parents=True, exist_ok=True)
+        return QdrantStore(path=os.fspath(path))
+    from rag_pipeline.store.edge import EdgeStore
+
+    return EdgeStore(settings.data_dir / "qdrant-edge")
+
+
+class Pipeline:
+    """Index folders into knowledge collections and answer queries from them."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        store: VectorStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+        self.prompt_builder = PromptBuilder(context_tokens=self.settings.context_tokens)
+        self._embedder = embedder
+        self._store = store
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, built on first use."""
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def store(self) -> VectorStore:
+        """The vector store, opened on first use."""
+        if self._store is None:
+            self._store = open_store(self.settings)
+        return self._store
+
+    def index(
+        self,
+        path: str | os.PathLike[str],
+        knowledge_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        prune: bool = True,
+    ) -> IndexReport:
+        """Index a folder or file into a knowledge collection, re-embedding only changes."""
+        validate_collection_name(knowledge_id)
+        indexer = Indexer(
+            self.store,
+            self.embedder,
+            self.chunker,
+            max_file_bytes=self.settings.max_file_bytes,
+        )
+        return indexer.index(path, knowledge_id, progress=progress, prune=prune)
+
+    def retriever(self, mode: SearchMode | None = None) -> Retriever:
+        """Return a retriever over this pipeline's store and embedder."""
+        return Retriever(self.store, self.embedder, mode=mode or self.settings.search_mode)
+
+    def query(
+        self,
+        text: str,
+        knowledge_ids: str | Sequence[str],
+        *,
+        top_k: int | None = None,
+        mode: SearchMode | None = None,
+    ) -> list[Hit]:
+        """Return the chunks that best answer ``text``."""
+        if not text.strip():
+            raise ConfigError("the query is empty")
+        ids = [knowledge_ids] if isinstance(knowledge_ids, str) else list(knowledge_ids)
+        return self.retriever(mode).search(text, ids, top_k=top_k or self.settings.top_k)
+
+    def payload(
+        self,
+        text: str,
+        knowledge_ids: str | Sequence[str],
+        *,
+        model: str,
+        messages: Sequence[dict[str, Any]] | None = None,
+        top_k: int | None = None,
+        mode: SearchMode | None = None,
+    ) -> ChatPayload:
+        """Return the chat-completions request for ``text`` enriched with retrieved context."""
+        hits = self.query(text, knowledge_ids, top_k=top_k, mode=mode)
+        chat = list(messages or []) + [{"role": "user", "content": text}]
+        return self.prompt_builder.build(model, chat, hits)
+
+    def delete(self, knowledge_id: str) -> bool:
+        """Drop a knowledge collection."""
+        return self.store.delete_collection(validate_collection_name(knowledge_id))
+
+    def close(self) -> None:
+        """Release the store and any HTTP connections."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        closer = getattr(self._embedder, "close", None)
+        if closer is not None:
+            closer()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,74 @@
+"""Find the chunks that answer a query in one or more collections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.errors import ConfigError, StoreError
+from rag_pipeline.store.base import SearchMode, VectorStore, check_model
+from rag_pipeline.types import Hit
+
+
+class Retriever:
+    """Embed a query and search collections in the store."""
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        mode: SearchMode = "dense",
+        candidates: int = 100,
+        score_threshold: float | None = None,
+    ) -> None:
+        if mode not in ("dense", "sparse", "hybrid"):
+            raise ConfigError(f"unknown search mode {mode!r}: use dense, sparse or hybrid")
+        self.store = store
+        self.embedder = embedder
+        self.mode = mode
+        self.candidates = candidates
+        self.score_threshold = score_threshold
+        self.sparse_encoder = None
+
+    def search(
+        self,
+        query: str,
+        collections: Sequence[str],
+        *,
+        top_k: int = 5,
+        mode: SearchMode | None = None,
+    ) -> list[Hit]:
+        """Return the best ``top_k`` chunks over all ``collections``."""
+        if top_k < 1:
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
+        mode = mode or self.mode
+        infos = []
+        for name in collections:
+            info = self.store.collection_info(name)
+            if info is None:
+                raise StoreError(f"knowledge {name!r} does not exist (index something into it)")
+            check_model(info, self.embedder.model_name, self.embedder.dimension)
+            infos.append(info)
+        dense = self.embedder.embed_query(query) if mode != "sparse" else None
+        sparse = None
+        if mode != "dense":
+            if self.sparse_encoder is None:
+                raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
+            sparse = self.sparse_encoder.embed_query(query)
+        hits: list[Hit] = []
+        for info in infos:
+            for hit in self.store.search(
+                info.name,
+                dense=dense,
+                sparse=sparse,
+                limit=top_k,
+                mode=mode,
+                candidates=max(self.candidates, top_k),
+            ):
+                hit.metadata.setdefault("knowledge_id", info.name)
+                hits.append(hit)
+        hits.sort(key=lambda h: h.score, reverse=True)
+        if self.score_threshold is not None:
+            hits = [h for h in hits if h.score >= self.score_threshold]
+        return hits[:top_k]

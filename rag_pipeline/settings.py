@@ -1,0 +1,60 @@
+"""One Settings object, read from the environment (prefix RAG_) once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline, with embedded defaults that need no server."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    data_dir: Path = Field(Path(".rag"), description="where the embedded store and files live")
+    qdrant_url: str | None = Field(None, description="a Qdrant server; unset = embedded")
+    qdrant_api_key: str | None = None
+    embedded_store: Literal["edge", "local"] = Field(
+        "edge", description="embedded engine: qdrant-edge, or qdrant-client's local mode"
+    )
+
+    embedder: Literal["local", "ollama", "openai"] = "local"
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_base_url: str | None = Field(
+        None, description="Ollama base (or a server's /ollama) or OpenAI-compatible .../v1"
+    )
+    embedding_api_key: str | None = None
+    embedding_batch_size: int = Field(32, ge=1)
+    embedding_concurrency: int = Field(4, ge=1)
+    embedding_input_type: bool = Field(
+        False, description="send input_type query/passage to an OpenAI-compatible endpoint"
+    )
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+
+    chunk_size: int = Field(256, ge=16, description="tokens (cl100k_base) per chunk")
+    chunk_overlap: int = Field(32, ge=0)
+    max_file_bytes: int = Field(100 * 1024 * 1024, ge=1)
+
+    top_k: int = Field(5, ge=1)
+    search_mode: Literal["dense", "sparse", "hybrid"] = "dense"
+    context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
+
+    @field_validator("qdrant_url", "embedding_base_url", "qdrant_api_key", "embedding_api_key")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_size ({self.chunk_size})"
+            )
+        if self.embedder != "local" and not self.embedding_base_url:
+            raise ValueError(f"embedder {self.embedder!r} needs RAG_EMBEDDING_BASE_URL")
+        return self

@@ -1,0 +1,137 @@
+"""The store interface every Qdrant backend implements."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from rag_pipeline.errors import ConfigError, ModelMismatchError
+from rag_pipeline.types import Hit
+
+DENSE = "dense"
+SPARSE = "sparse"
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """Term ids and weights of a sparse (BM25-style) vector."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """What a collection was built with and how many points it holds."""
+
+    name: str
+    model: str
+    dimension: int
+    points: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """A point to write: id, dense vector, optional sparse vector, payload."""
+
+    id: str
+    vector: np.ndarray
+    payload: dict[str, Any]
+    sparse: SparseVector | None = None
+
+
+def validate_collection_name(name: str) -> str:
+    """Return ``name`` if it is a safe collection name, else raise ConfigError."""
+    if not _COLLECTION_NAME.match(name) or ".." in name:
+        raise ConfigError(
+            f"invalid knowledge id {name!r}: use letters, digits, '-', '_' or '.' (max 255)"
+        )
+    return name
+
+
+def check_model(info: CollectionInfo, model: str, dimension: int) -> None:
+    """Refuse to mix embedding models in one collection."""
+    if info.model != model or info.dimension != dimension:
+        raise ModelMismatchError(
+            f"collection {info.name!r} was built with model {info.model!r} "
+            f"({info.dimension} dimensions), not {model!r} ({dimension} dimensions). "
+            f"Query it with --model {info.model!r}, or index into a new knowledge id "
+            f"(the existing one is kept) or delete it first with `rag delete {info.name}`."
+        )
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Collections of chunks with dense and sparse vectors, keyed by knowledge id."""
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        """Return the collection's model, dimension and size, or None if it does not exist."""
+        ...
+
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
+        """Create the collection, or check that it was built with the same model."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """Return the names of all collections."""
+        ...
+
+    def delete_collection(self, name: str) -> bool:
+        """Drop a collection; return False if it did not exist."""
+        ...
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        """Insert or replace points."""
+        ...
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        """Delete points by id."""
+        ...
+
+    def delete_where(self, name: str, key: str, value: str) -> None:
+        """Delete every point whose payload ``key`` equals ``value``."""
+        ...
+
+    def scroll_payloads(
+        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        """Yield (id, payload, vectors-or-None) for every point."""
+        ...
+
+    def search(
+        self,
+        name: str,
+        *,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+        limit: int = 10,
+        mode: SearchMode = "dense",
+        where: dict[str, str] | None = None,
+        candidates: int = 100,
+    ) -> list[Hit]:
+        """Return the best points for a query, fused in the engine for ``hybrid``."""
+        ...
+
+    def count(self, name: str) -> int:
+        """Return the number of points in a collection."""
+        ...
+
+    def close(self) -> None:
+        """Release files and connections."""
+        ...
+
+
+def hit_from_payload(point_id: str, score: float, payload: dict[str, Any]) -> Hit:
+    """Build a Hit from a stored payload."""
+    payload = dict(payload)
+    text = payload.pop("text", "")
+    source = payload.pop("source", "")
+    return Hit(id=str(point_id), score=float(score), text=text, source=source, metadata=payload)

@@ -1,0 +1,240 @@
+"""The embedded store: Qdrant's own engine in process (qdrant-edge), one shard per collection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag_pipeline.errors import StoreError
+from rag_pipeline.store.base import (
+    DENSE,
+    SPARSE,
+    CollectionInfo,
+    SearchMode,
+    SparseVector,
+    StoredPoint,
+    check_model,
+    hit_from_payload,
+    validate_collection_name,
+)
+from rag_pipeline.types import Hit
+
+_META = "collection.json"
+_SHARD = "shard"
+_SCROLL_PAGE = 1024
+RRF_K = 60
+
+
+class EdgeStore:
+    """Collections as qdrant-edge shards under one folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        import qdrant_edge
+
+        self._qe = qdrant_edge
+        self._root = Path(path)
+        self._root.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def _dir(self, name: str) -> Path:
+        return self._root / validate_collection_name(name)
+
+    def _read_meta(self, name: str) -> dict[str, Any] | None:
+        meta = self._dir(name) / _META
+        if not meta.exists():
+            return None
+        return json.loads(meta.read_text(encoding="utf-8"))
+
+    def _shard(self, name: str) -> Any:
+        with self._lock:
+            shard = self._shards.get(name)
+            if shard is None:
+                if self._read_meta(name) is None:
+                    raise StoreError(f"collection {name!r} does not exist")
+                try:
+                    shard = self._qe.EdgeShard.load(str(self._dir(name) / _SHARD))
+                except Exception as exc:  # the engine raises plain RuntimeErrors
+                    raise StoreError(f"cannot open collection {name!r}: {exc}") from exc
+                self._shards[name] = shard
+            return shard
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        meta = self._read_meta(name)
+        if meta is None:
+            return None
+        return CollectionInfo(
+            name=name,
+            model=meta["model"],
+            dimension=int(meta["dimension"]),
+            points=self.count(name),
+            extra=meta.get("extra", {}),
+        )
+
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
+        with self._lock:
+            info = self.collection_info(name)
+            if info is not None:
+                check_model(info, model, dimension)
+                return info
+            qe = self._qe
+            folder = self._dir(name)
+            if folder.exists():
+                # A folder without metadata is the leftover of a crash during create.
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            config = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
+            self._shards[name] = qe.EdgeShard.create(str(folder / _SHARD), config)
+            # Metadata is written last: its presence marks a complete collection.
+            (folder / _META).write_text(
+                json.dumps({"model": model, "dimension": dimension}), encoding="utf-8"
+            )
+            return CollectionInfo(name=name, model=model, dimension=dimension, points=0)
+
+    def list_collections(self) -> list[str]:
+        return sorted(p.parent.name for p in self._root.glob(f"*/{_META}"))
+
+    def delete_collection(self, name: str) -> bool:
+        with self._lock:
+            folder = self._dir(name)
+            if not folder.exists():
+                return False
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            (folder / _META).unlink(missing_ok=True)
+            shutil.rmtree(folder)
+            return True
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        qe = self._qe
+        edge_points = []
+        for point in points:
+            vector: dict[str, Any] = {DENSE: np.asarray(point.vector, dtype=np.float32).tolist()}
+            if point.sparse is not None and point.sparse.indices:
+                vector[SPARSE] = qe.SparseVector(point.sparse.indices, point.sparse.values)
+            edge_points.append(qe.Point(point.id, vector, point.payload))
+        shard = self._shard(name)
+        with self._lock:
+            shard.update(qe.UpdateOperation.upsert_points(edge_points))
+            shard.flush()
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        shard = self._shard(name)
+        with self._lock:
+            shard.update(self._qe.UpdateOperation.delete_points(list(ids)))
+            shard.flush()
+
+    def delete_where(self, name: str, key: str, value: str) -> None:
+        shard = self._shard(name)
+        with self._lock:
+            shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._match(key, value)))
+            shard.flush()
+
+    def _match(self, key: str, value: str) -> Any:
+        qe = self._qe
+        return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value))])
+
+    def scroll_payloads(
+        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        shard = self._shard(name)
+        offset = None
+        with_payload: Any = list(fields) if fields is not None else True
+        while True:
+            records, offset = shard.scroll(
+                self._qe.ScrollRequest(
+                    offset=offset,
+                    limit=_SCROLL_PAGE,
+                    with_payload=with_payload,
+                    with_vector=with_vectors,
+                )
+            )
+            for record in records:
+                vectors = _plain_vectors(record.vector) if with_vectors else None
+                yield str(record.id), dict(record.payload or {}), vectors
+            if offset is None:
+                return
+
+    def search(
+        self,
+        name: str,
+        *,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+        limit: int = 10,
+        mode: SearchMode = "dense",
+        where: dict[str, str] | None = None,
+        candidates: int = 100,
+    ) -> list[Hit]:
+        qe = self._qe
+        shard = self._shard(name)
+        flt = None
+        if where:
+            flt = qe.Filter(
+                must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in where.items()]
+            )
+        dense_query = None
+        if dense is not None:
+            dense_query = qe.Query.Nearest(
+                np.asarray(dense, dtype=np.float32).tolist(), using=DENSE
+            )
+        sparse_query = None
+        if sparse is not None and sparse.indices:
+            sparse_query = qe.Query.Nearest(
+                qe.SparseVector(sparse.indices, sparse.values), using=SPARSE
+            )
+        if mode == "hybrid" and dense_query is not None and sparse_query is not None:
+            request = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=candidates, query=dense_query, filter=flt),
+                    qe.Prefetch(limit=candidates, query=sparse_query, filter=flt),
+                ],
+                query=qe.Fusion.Rrf(k=RRF_K),
+                with_payload=True,
+            )
+        else:
+            query = sparse_query if mode == "sparse" else dense_query
+            if query is None:
+                return []
+            request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
+        points = shard.query(request)
+        return [hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+
+    def count(self, name: str) -> int:
+        return int(self._shard(name).count(self._qe.CountRequest(exact=True)))
+
+    def optimize(self, name: str) -> None:
+        """Build the HNSW index of a collection (worth it after a large ingest)."""
+        with self._lock:
+            self._shard(name).optimize()
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+
+
+def _plain_vectors(vector: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in (vector or {}).items():
+        if hasattr(value, "indices"):
+            out[key] = SparseVector(list(value.indices), list(value.values))
+        else:
+            out[key] = np.asarray(value, dtype=np.float32)
+    return out

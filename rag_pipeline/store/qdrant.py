@@ -1,0 +1,197 @@
+"""The qdrant-client backend: a Qdrant server or cluster by URL, or qdrant-client's local mode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from rag_pipeline.errors import StoreError
+from rag_pipeline.store.base import (
+    DENSE,
+    SPARSE,
+    CollectionInfo,
+    SearchMode,
+    SparseVector,
+    StoredPoint,
+    check_model,
+    hit_from_payload,
+    validate_collection_name,
+)
+from rag_pipeline.types import Hit
+
+_SCROLL_PAGE = 1024
+_UPSERT_BATCH = 256
+
+
+class QdrantStore:
+    """Collections in a Qdrant reached through qdrant-client."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_key: str | None = None,
+        path: str | None = None,
+        timeout: int = 60,
+    ) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._models = models
+        try:
+            if url == ":memory:":
+                self._client = QdrantClient(location=":memory:")
+            elif url:
+                self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+            else:
+                self._client = QdrantClient(path=path)
+        except Exception as exc:
+            raise StoreError(f"cannot open Qdrant at {url or path}: {exc}") from exc
+
+    def collection_info(self, name: str) -> CollectionInfo | None:
+        validate_collection_name(name)
+        if not self._client.collection_exists(name):
+            return None
+        info = self._client.get_collection(name)
+        meta = info.config.metadata or {}
+        if "model" not in meta:
+            raise StoreError(f"collection {name!r} was not created by rag-pipeline (no model)")
+        return CollectionInfo(
+            name=name,
+            model=str(meta["model"]),
+            dimension=int(meta["dimension"]),
+            points=self.count(name),
+            extra={k: v for k, v in meta.items() if k not in ("model", "dimension")},
+        )
+
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
+        info = self.collection_info(name)
+        if info is not None:
+            check_model(info, model, dimension)
+            return info
+        m = self._models
+        self._client.create_collection(
+            name,
+            vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            metadata={"model": model, "dimension": dimension},
+        )
+        return CollectionInfo(name=name, model=model, dimension=dimension, points=0)
+
+    def list_collections(self) -> list[str]:
+        return sorted(c.name for c in self._client.get_collections().collections)
+
+    def delete_collection(self, name: str) -> bool:
+        validate_collection_name(name)
+        if not self._client.collection_exists(name):
+            return False
+        self._client.delete_collection(name)
+        return True
+
+    def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
+        m = self._models
+        structs = []
+        for point in points:
+            vector: dict[str, Any] = {DENSE: np.asarray(point.vector, dtype=np.float32).tolist()}
+            if point.sparse is not None and point.sparse.indices:
+                vector[SPARSE] = m.SparseVector(
+                    indices=point.sparse.indices, values=point.sparse.values
+                )
+            structs.append(m.PointStruct(id=point.id, vector=vector, payload=point.payload))
+        for start in range(0, len(structs), _UPSERT_BATCH):
+            self._client.upsert(name, structs[start : start + _UPSERT_BATCH], wait=True)
+
+    def delete_points(self, name: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._client.delete(name, self._models.PointIdsList(points=list(ids)), wait=True)
+
+    def delete_where(self, name: str, key: str, value: str) -> None:
+        self._client.delete(
+            name, self._models.FilterSelector(filter=self._filter({key: value})), wait=True
+        )
+
+    def _filter(self, where: dict[str, str] | None) -> Any:
+        if not where:
+            return None
+        m = self._models
+        return m.Filter(
+            must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in where.items()]
+        )
+
+    def scroll_payloads(
+        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+    ) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        offset = None
+        with_payload: Any = list(fields) if fields is not None else True
+        while True:
+            records, offset = self._client.scroll(
+                name,
+                limit=_SCROLL_PAGE,
+                offset=offset,
+                with_payload=with_payload,
+                with_vectors=with_vectors,
+            )
+            for record in records:
+                vectors = None
+                if with_vectors:
+                    vectors = {}
+                    for key, value in (record.vector or {}).items():  # type: ignore[union-attr]
+                        if hasattr(value, "indices"):
+                            vectors[key] = SparseVector(list(value.indices), list(value.values))
+                        else:
+                            vectors[key] = np.asarray(value, dtype=np.float32)
+                yield str(record.id), dict(record.payload or {}), vectors
+            if offset is None:
+                return
+
+    def search(
+        self,
+        name: str,
+        *,
+        dense: np.ndarray | None = None,
+        sparse: SparseVector | None = None,
+        limit: int = 10,
+        mode: SearchMode = "dense",
+        where: dict[str, str] | None = None,
+        candidates: int = 100,
+    ) -> list[Hit]:
+        from rag_pipeline.store.edge import RRF_K
+
+        m = self._models
+        flt = self._filter(where)
+        dense_query = np.asarray(dense, dtype=np.float32).tolist() if dense is not None else None
+        sparse_query = None
+        if sparse is not None and sparse.indices:
+            sparse_query = m.SparseVector(indices=sparse.indices, values=sparse.values)
+        if mode == "hybrid" and dense_query is not None and sparse_query is not None:
+            response = self._client.query_points(
+                name,
+                prefetch=[
+                    m.Prefetch(query=dense_query, using=DENSE, limit=candidates, filter=flt),
+                    m.Prefetch(query=sparse_query, using=SPARSE, limit=candidates, filter=flt),
+                ],
+                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                limit=limit,
+                with_payload=True,
+            )
+        else:
+            use_sparse = mode == "sparse"
+            query = sparse_query if use_sparse else dense_query
+            if query is None:
+                return []
+            response = self._client.query_points(
+                name,
+                query=query,
+                using=SPARSE if use_sparse else DENSE,
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            )
+        return [hit_from_payload(str(p.id), p.score, p.payload or {}) for p in response.points]
+
+    def count(self, name: str) -> int:
+        return int(self._client.count(name, exact=True).count)
+
+    def close(self) -> None:
+        self._client.close()

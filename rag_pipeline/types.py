@@ -1,0 +1,65 @@
+"""The data that flows between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """Text extracted from one file (or one page of it) with its metadata.
+
+    ``metadata`` always has ``source`` (path as given), ``title`` and ``content_type``;
+    PDFs add ``page`` (1-based). ``markdown`` is true when the text carries markdown
+    headings that the chunker should follow.
+    """
+
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    markdown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document sized for the embedding model."""
+
+    id: str
+    text: str
+    source: str
+    index: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk returned by retrieval, with its score."""
+
+    id: str
+    score: float
+    text: str
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape used by ``rag query --json``."""
+        return {
+            "id": self.id,
+            "score": self.score,
+            "text": self.text,
+            "source": self.source,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPayload:
+    """An OpenAI chat-completions request enriched with retrieved context."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the request body, ``sources`` included."""
+        return {"model": self.model, "messages": self.messages, "sources": self.sources}

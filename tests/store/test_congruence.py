@@ -1,0 +1,158 @@
+"""The embedded engine (qdrant-edge) and qdrant-client must answer the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_pipeline.errors import ConfigError, ModelMismatchError, StoreError
+from rag_pipeline.store import EdgeStore, QdrantStore, SparseVector, StoredPoint, VectorStore
+
+DIM = 16
+
+
+def make_points(n: int = 200, seed: int = 7) -> list[StoredPoint]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    points = []
+    for i in range(n):
+        terms = sorted({int(t) for t in rng.choice(500, size=6, replace=False)})
+        weights = [float(w) for w in rng.uniform(0.5, 3.0, size=len(terms))]
+        points.append(
+            StoredPoint(
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"p{i}")),
+                vector=vectors[i],
+                payload={"text": f"chunk {i}", "source": f"file{i % 10}.txt", "chunk_index": i},
+                sparse=SparseVector(terms, weights),
+            )
+        )
+    return points
+
+
+@pytest.fixture(params=["edge", "qdrant-client"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    s: VectorStore = EdgeStore(tmp_path) if request.param == "edge" else QdrantStore(":memory:")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator[tuple[VectorStore, VectorStore]]:
+    edge, client = EdgeStore(tmp_path), QdrantStore(":memory:")
+    points = make_points()
+    for s in (edge, client):
+        s.ensure_collection("kb", model="m", dimension=DIM)
+        s.upsert("kb", points)
+    yield edge, client
+    edge.close()
+    client.close()
+
+
+def test_dense_results_are_identical(both: tuple[VectorStore, VectorStore]) -> None:
+    edge, client = both
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        q = rng.normal(size=DIM).astype(np.float32)
+        a = edge.search("kb", dense=q, limit=10)
+        b = client.search("kb", dense=q, limit=10)
+        assert [h.id for h in a] == [h.id for h in b]
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+        assert [h.text for h in a] == [h.text for h in b]
+
+
+def test_sparse_results_agree(both: tuple[VectorStore, VectorStore]) -> None:
+    edge, client = both
+    q = SparseVector([1, 2, 3, 50, 100, 250, 499], [1.0] * 7)
+    a = edge.search("kb", sparse=q, limit=10, mode="sparse")
+    b = client.search("kb", sparse=q, limit=10, mode="sparse")
+    assert a, "the sparse query should match something"
+    assert np.allclose(sorted(h.score for h in a), sorted(h.score for h in b), atol=1e-3)
+    # Equal scores may come back in either order; the set with its scores must agree.
+    assert {(h.id, round(h.score, 3)) for h in a} == {(h.id, round(h.score, 3)) for h in b}
+
+
+def test_hybrid_fuses_both_in_the_engine(both: tuple[VectorStore, VectorStore]) -> None:
+    edge, client = both
+    points = make_points()
+    target = points[42]
+    for s in (edge, client):
+        hits = s.search(
+            "kb", dense=target.vector, sparse=target.sparse, limit=5, mode="hybrid"
+        )
+        assert hits[0].id == target.id
+        assert len(hits) == 5
+
+
+def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> None:
+    edge, client = both
+    q = make_points()[3].vector
+    a = edge.search("kb", dense=q, limit=5, where={"source": "file3.txt"})
+    b = client.search("kb", dense=q, limit=5, where={"source": "file3.txt"})
+    assert [h.id for h in a] == [h.id for h in b]
+    assert {h.source for h in a} == {"file3.txt"}
+    for s in (edge, client):
+        s.delete_where("kb", "source", "file3.txt")
+        assert s.count("kb") == 180
+        s.delete_points("kb", [make_points()[0].id])
+        assert s.count("kb") == 179
+    ids_a = sorted(i for i, _, _ in edge.scroll_payloads("kb", ["source"]))
+    ids_b = sorted(i for i, _, _ in client.scroll_payloads("kb", ["source"]))
+    assert ids_a == ids_b and len(ids_a) == 179
+
+
+def test_scroll_returns_vectors(store: VectorStore) -> None:
+    store.ensure_collection("kb", model="m", dimension=DIM)
+    points = make_points(3)
+    store.upsert("kb", points)
+    rows = {i: (p, v) for i, p, v in store.scroll_payloads("kb", with_vectors=True)}
+    first = rows[points[0].id]
+    assert first[0]["text"] == "chunk 0"
+    assert np.allclose(first[1]["dense"], points[0].vector / np.linalg.norm(points[0].vector))
+    assert first[1]["sparse"].indices == points[0].sparse.indices
+
+
+def test_model_identity_is_enforced(store: VectorStore) -> None:
+    store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
+    info = store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
+    assert (info.model, info.dimension) == ("all-MiniLM-L6-v2", DIM)
+    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2") as err:
+        store.ensure_collection("kb", model="nomic-embed-text", dimension=768)
+    assert "new knowledge id" in str(err.value)
+
+
+def test_collections_list_and_delete(store: VectorStore) -> None:
+    assert store.collection_info("nope") is None
+    store.ensure_collection("a", model="m", dimension=DIM)
+    store.ensure_collection("file-123", model="m", dimension=DIM)
+    assert store.list_collections() == ["a", "file-123"]
+    assert store.delete_collection("a") is True
+    assert store.delete_collection("a") is False
+    assert store.list_collections() == ["file-123"]
+
+
+def test_bad_names_are_refused(store: VectorStore) -> None:
+    for name in ("../etc", "a/b", "", "x y"):
+        with pytest.raises(ConfigError):
+            store.ensure_collection(name, model="m", dimension=DIM)
+
+
+def test_edge_store_persists_across_reopen(tmp_path: Path) -> None:
+    points = make_points(20)
+    store = EdgeStore(tmp_path)
+    store.ensure_collection("kb", model="m", dimension=DIM)
+    store.upsert("kb", points)
+    store.close()
+    reopened = EdgeStore(tmp_path)
+    assert reopened.count("kb") == 20
+    assert reopened.search("kb", dense=points[5].vector, limit=1)[0].id == points[5].id
+    reopened.close()
+
+
+def test_missing_collection_is_a_store_error(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    with pytest.raises(StoreError, match="does not exist"):
+        store.count("ghost")
