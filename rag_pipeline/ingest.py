@@ -263,7 +263,9 @@ class Indexer:
             # leaves both (found and redone next run), never neither.
             self.store.upsert(knowledge_id, points)
             new_ids = {p.id for p in points}
-            stale = [i for i in existing.get(prepared.source, {}).get("ids", []) if i not in new_ids]
+            stale = [
+                i for i in existing.get(prepared.source, {}).get("ids", []) if i not in new_ids
+            ]
             self.store.delete_points(knowledge_id, stale)
             report.chunks_added += len(points)
             report.chunks_deleted += len(stale)

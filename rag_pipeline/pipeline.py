@@ -145,7 +145,7 @@ class Pipeline:
     ) -> ChatPayload:
         """Return the chat-completions request for ``text`` enriched with retrieved context."""
         hits = self.query(text, knowledge_ids, top_k=top_k, mode=mode)
-        chat = list(messages or []) + [{"role": "user", "content": text}]
+        chat = [*(messages or []), {"role": "user", "content": text}]
         return self.prompt_builder.build(model, chat, hits)
 
     def delete(self, knowledge_id: str) -> bool:

@@ -368,67 +368,100 @@ TEXT_FILES = {
 
 ONBOARDING_DOCX = [
     ("title", "Employee Onboarding Guide"),
-    ("p", "Welcome to Lumen Outfitters. This guide walks new team members "
-          "through their first week, explains how to get a security badge "
-          "and lists the payroll dates for the year."),
+    (
+        "p",
+        "Welcome to Lumen Outfitters. This guide walks new team members "
+        "through their first week, explains how to get a security badge "
+        "and lists the payroll dates for the year.",
+    ),
     ("h1", "Your First Week"),
     ("h2", "Day One"),
-    ("p", "Please arrive at the Portland head office at 8:30 a.m. on your "
-          "first day and ask for the People team at reception. You will "
-          "receive your laptop, sign your employment documents and meet your "
-          "onboarding buddy, a colleague from another team who answers "
-          "everyday questions during your first month."),
+    (
+        "p",
+        "Please arrive at the Portland head office at 8:30 a.m. on your "
+        "first day and ask for the People team at reception. You will "
+        "receive your laptop, sign your employment documents and meet your "
+        "onboarding buddy, a colleague from another team who answers "
+        "everyday questions during your first month.",
+    ),
     ("h2", "Days Two to Five"),
-    ("p", "The rest of the week mixes training and shadowing. Every new "
-          "employee, including office staff, spends one full day on the shop "
-          "floor of the Portland store to learn how customers use our gear."),
+    (
+        "p",
+        "The rest of the week mixes training and shadowing. Every new "
+        "employee, including office staff, spends one full day on the shop "
+        "floor of the Portland store to learn how customers use our gear.",
+    ),
     ("bullet", "Day 2: product training on tents, packs and footwear."),
     ("bullet", "Day 3: a full shift on the Portland store floor."),
     ("bullet", "Day 4: systems training (email, the HR portal, the expense tool)."),
     ("bullet", "Day 5: a one-to-one review with your manager to set 90-day goals."),
     ("h1", "Security Badge"),
     ("h2", "Getting Your Badge"),
-    ("p", "Security badges are printed by the facilities desk on the ground "
-          "floor. Bring a government-issued photo ID; the photo for the badge "
-          "is taken on the spot. Badges are usually ready within one hour."),
+    (
+        "p",
+        "Security badges are printed by the facilities desk on the ground "
+        "floor. Bring a government-issued photo ID; the photo for the badge "
+        "is taken on the spot. Badges are usually ready within one hour.",
+    ),
     ("h2", "Using Your Badge"),
-    ("p", "Your badge opens the office doors between 6:00 a.m. and 10:00 p.m. "
-          "on weekdays. The warehouse and the server room need extra access, "
-          "which your manager can request. Never lend your badge to anyone. "
-          "A lost badge must be reported to facilities the same day, and a "
-          "replacement costs 15 USD."),
+    (
+        "p",
+        "Your badge opens the office doors between 6:00 a.m. and 10:00 p.m. "
+        "on weekdays. The warehouse and the server room need extra access, "
+        "which your manager can request. Never lend your badge to anyone. "
+        "A lost badge must be reported to facilities the same day, and a "
+        "replacement costs 15 USD.",
+    ),
     ("h1", "Payroll"),
-    ("p", "Employees are paid twice a month by direct deposit. When a pay "
-          "date falls on a weekend or a public holiday, salaries are paid on "
-          "the previous business day. Timesheets for hourly staff must be "
-          "submitted by noon on the Monday after each pay period ends."),
-    ("table", [
-        ["Pay period", "Period covered", "Pay date"],
-        ["First half", "1st to 15th of the month", "20th of the same month"],
-        ["Second half", "16th to last day of the month", "5th of the next month"],
-    ]),
+    (
+        "p",
+        "Employees are paid twice a month by direct deposit. When a pay "
+        "date falls on a weekend or a public holiday, salaries are paid on "
+        "the previous business day. Timesheets for hourly staff must be "
+        "submitted by noon on the Monday after each pay period ends.",
+    ),
+    (
+        "table",
+        [
+            ["Pay period", "Period covered", "Pay date"],
+            ["First half", "1st to 15th of the month", "20th of the same month"],
+            ["Second half", "16th to last day of the month", "5th of the next month"],
+        ],
+    ),
     ("h2", "Questions About Pay"),
-    ("p", "Payslips are available in the HR portal two days before each pay "
-          "date. Contact payroll@lumenoutfitters.example if something looks "
-          "wrong."),
+    (
+        "p",
+        "Payslips are available in the HR portal two days before each pay "
+        "date. Contact payroll@lumenoutfitters.example if something looks "
+        "wrong.",
+    ),
 ]
 
 BENEFITS_KO_DOCX = [
     ("title", "복리후생 안내"),
     ("p", "루멘 아웃피터스 직원에게 제공되는 주요 복리후생을 안내합니다."),
     ("h1", "휴가"),
-    ("p", "정규직 직원은 입사 첫해에 15일의 연차 휴가를 받습니다. 근속 3년마다 연차가 하루씩 늘어납니다. "
-          "생일이 있는 달에는 유급 휴가 하루가 추가로 주어집니다."),
+    (
+        "p",
+        "정규직 직원은 입사 첫해에 15일의 연차 휴가를 받습니다. 근속 3년마다 연차가 하루씩 늘어납니다. "
+        "생일이 있는 달에는 유급 휴가 하루가 추가로 주어집니다.",
+    ),
     ("h1", "건강 지원"),
-    ("p", "회사는 매년 종합 건강검진 비용을 전액 부담합니다. 배우자의 건강검진 비용은 50퍼센트를 지원합니다."),
+    (
+        "p",
+        "회사는 매년 종합 건강검진 비용을 전액 부담합니다. 배우자의 건강검진 비용은 50퍼센트를 지원합니다.",
+    ),
     ("h1", "직원 할인"),
     ("h2", "할인율"),
     ("p", "모든 직원은 매장과 온라인에서 상품을 40퍼센트 할인된 가격으로 구매할 수 있습니다."),
-    ("table", [
-        ["대상", "할인율", "연간 한도"],
-        ["직원 본인", "40%", "300만 원"],
-        ["가족", "20%", "100만 원"],
-    ]),
+    (
+        "table",
+        [
+            ["대상", "할인율", "연간 한도"],
+            ["직원 본인", "40%", "300만 원"],
+            ["가족", "20%", "100만 원"],
+        ],
+    ),
     ("h2", "아웃도어 활동 지원"),
     ("p", "등산, 캠핑 등 아웃도어 교육 과정 수강료는 연 50만 원까지 지원됩니다."),
 ]
@@ -439,61 +472,94 @@ BENEFITS_KO_DOCX = [
 
 SAFETY_P1 = [
     ("h1", "Quarterly Safety Summary: Q2 2024"),
-    ("p", "Prepared by the Lumen Outfitters Health and Safety Committee for "
-          "all stores and the Portland warehouse. Reporting period: 1 April "
-          "to 30 June 2024."),
+    (
+        "p",
+        "Prepared by the Lumen Outfitters Health and Safety Committee for "
+        "all stores and the Portland warehouse. Reporting period: 1 April "
+        "to 30 June 2024.",
+    ),
     ("h2", "1. Overview"),
-    ("p", "The second quarter was our busiest spring season to date, with "
-          "48,300 hours worked across three stores and the warehouse, up 12% "
-          "on Q1. Despite the higher workload, the number of recordable "
-          "injuries fell from 5 in Q1 to 3 in Q2. No injury required a "
-          "hospital stay, and the total number of lost working days was 6."),
-    ("p", "The recordable injury rate, calculated per 200,000 hours worked, "
-          "dropped from 2.3 in Q1 to 1.2 in Q2. This is the lowest rate since "
-          "the committee began tracking it in 2021."),
+    (
+        "p",
+        "The second quarter was our busiest spring season to date, with "
+        "48,300 hours worked across three stores and the warehouse, up 12% "
+        "on Q1. Despite the higher workload, the number of recordable "
+        "injuries fell from 5 in Q1 to 3 in Q2. No injury required a "
+        "hospital stay, and the total number of lost working days was 6.",
+    ),
+    (
+        "p",
+        "The recordable injury rate, calculated per 200,000 hours worked, "
+        "dropped from 2.3 in Q1 to 1.2 in Q2. This is the lowest rate since "
+        "the committee began tracking it in 2021.",
+    ),
     ("h2", "2. Incidents by Location"),
-    ("table", [
-        ["Location", "Hours worked", "Near misses", "Recordable injuries", "Lost days"],
-        ["Portland store", "14,200", "4", "1", "0"],
-        ["Bend store", "9,100", "2", "0", "0"],
-        ["Boise store", "8,600", "3", "0", "0"],
-        ["Portland warehouse", "16,400", "9", "2", "6"],
-        ["Total", "48,300", "18", "3", "6"],
-    ]),
-    ("p", "The warehouse accounted for both lost-time injuries. One was a "
-          "back strain while lifting a boxed kayak; the other was a hand cut "
-          "from a box cutter during unpacking."),
+    (
+        "table",
+        [
+            ["Location", "Hours worked", "Near misses", "Recordable injuries", "Lost days"],
+            ["Portland store", "14,200", "4", "1", "0"],
+            ["Bend store", "9,100", "2", "0", "0"],
+            ["Boise store", "8,600", "3", "0", "0"],
+            ["Portland warehouse", "16,400", "9", "2", "6"],
+            ["Total", "48,300", "18", "3", "6"],
+        ],
+    ),
+    (
+        "p",
+        "The warehouse accounted for both lost-time injuries. One was a "
+        "back strain while lifting a boxed kayak; the other was a hand cut "
+        "from a box cutter during unpacking.",
+    ),
 ]
 
 SAFETY_P2 = [
     ("h2", "3. Near Misses"),
-    ("p", "Staff reported 18 near misses, compared with 11 in Q1. The "
-          "committee sees the rise as a positive sign: reporting was made "
-          "easier in April with a QR code form posted in every stockroom. "
-          "Half of the near misses (9) involved items stacked above shoulder "
-          "height on warehouse shelving."),
+    (
+        "p",
+        "Staff reported 18 near misses, compared with 11 in Q1. The "
+        "committee sees the rise as a positive sign: reporting was made "
+        "easier in April with a QR code form posted in every stockroom. "
+        "Half of the near misses (9) involved items stacked above shoulder "
+        "height on warehouse shelving.",
+    ),
     ("h2", "4. Training"),
-    ("p", "By 30 June, 142 of 150 employees (95%) had completed the annual "
-          "manual handling course. Twelve warehouse staff received forklift "
-          "refresher training, and 20 store employees earned first aid "
-          "certificates. The climbing wall in the Portland store passed its "
-          "independent inspection on 14 May with no findings."),
+    (
+        "p",
+        "By 30 June, 142 of 150 employees (95%) had completed the annual "
+        "manual handling course. Twelve warehouse staff received forklift "
+        "refresher training, and 20 store employees earned first aid "
+        "certificates. The climbing wall in the Portland store passed its "
+        "independent inspection on 14 May with no findings.",
+    ),
     ("h2", "5. Actions for Q3"),
     ("bullet", "Install lift-assist trolleys for kayaks and canoes in the warehouse by 31 July."),
     ("bullet", "Replace all box cutters with self-retracting safety knives."),
-    ("bullet", "Limit shelf stacking to shoulder height and relabel the top racks as overflow only."),
+    (
+        "bullet",
+        "Limit shelf stacking to shoulder height and relabel the top racks as overflow only.",
+    ),
     ("bullet", "Reach 100% completion of manual handling training by 30 September."),
     ("h2", "6. Contact"),
-    ("p", "Questions about this report can be sent to the Health and Safety "
-          "Committee at safety@lumenoutfitters.example. The next summary "
-          "will be published in October 2024."),
+    (
+        "p",
+        "Questions about this report can be sent to the Health and Safety "
+        "Committee at safety@lumenoutfitters.example. The next summary "
+        "will be published in October 2024.",
+    ),
 ]
 
 NOTICE_TITLE = "重要なお知らせ / 중요 공지"
 NOTICE_JA = [
     ("h2", "日本語"),
-    ("p", "ルーメン・アウトフィッターズ各店舗は、棚卸しのため2024年9月3日（火）を臨時休業とさせていただきます。"),
-    ("p", "オンラインストアは通常どおり営業いたします。休業日にいただいたご注文は、翌日に発送いたします。"),
+    (
+        "p",
+        "ルーメン・アウトフィッターズ各店舗は、棚卸しのため2024年9月3日（火）を臨時休業とさせていただきます。",
+    ),
+    (
+        "p",
+        "オンラインストアは通常どおり営業いたします。休業日にいただいたご注文は、翌日に発送いたします。",
+    ),
     ("p", "ご不便をおかけしますが、ご理解のほどよろしくお願い申し上げます。"),
 ]
 NOTICE_KO = [
@@ -507,6 +573,7 @@ NOTICE_KO = [
 # ---------------------------------------------------------------------------
 # Writers
 # ---------------------------------------------------------------------------
+
 
 def _normalise_zip(data: bytes) -> bytes:
     """Rewrite a zip (DOCX) with fixed timestamps so output is reproducible."""
@@ -523,8 +590,8 @@ def _normalise_zip(data: bytes) -> bytes:
 
 def write_docx(path: Path, blocks, title: str, language: str) -> None:
     from docx import Document
-    from docx.shared import Pt
     from docx.oxml.ns import qn
+    from docx.shared import Pt
 
     doc = Document()
     if language != "en":
@@ -572,16 +639,21 @@ def write_docx(path: Path, blocks, title: str, language: str) -> None:
 
 def _pdf_flowables(blocks, styles):
     from reportlab.lib import colors
-    from reportlab.platypus import Paragraph, Spacer, Table, TableStyle, ListFlowable, ListItem
+    from reportlab.platypus import ListFlowable, ListItem, Paragraph, Spacer, Table, TableStyle
 
     out = []
     bullets = []
 
     def flush():
         if bullets:
-            out.append(ListFlowable(
-                [ListItem(Paragraph(b, styles["p"]), leftIndent=12) for b in bullets],
-                bulletType="bullet", start="-", leftIndent=12))
+            out.append(
+                ListFlowable(
+                    [ListItem(Paragraph(b, styles["p"]), leftIndent=12) for b in bullets],
+                    bulletType="bullet",
+                    start="-",
+                    leftIndent=12,
+                )
+            )
             bullets.clear()
 
     for kind, payload in blocks:
@@ -593,15 +665,19 @@ def _pdf_flowables(blocks, styles):
             bullets.append(payload)
         elif kind == "table":
             t = Table(payload, hAlign="LEFT")
-            t.setStyle(TableStyle([
-                ("FONTNAME", (0, 0), (-1, -1), styles["p"].fontName),
-                ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
-                ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
-                ("FONTSIZE", (0, 0), (-1, -1), 9),
-                ("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef2")),
-                ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-            ]))
+            t.setStyle(
+                TableStyle(
+                    [
+                        ("FONTNAME", (0, 0), (-1, -1), styles["p"].fontName),
+                        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
+                        ("FONTNAME", (0, -1), (-1, -1), "Helvetica-Bold"),
+                        ("FONTSIZE", (0, 0), (-1, -1), 9),
+                        ("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
+                        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef2")),
+                        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
+                    ]
+                )
+            )
             out.append(Spacer(1, 4))
             out.append(t)
             out.append(Spacer(1, 8))
@@ -615,12 +691,11 @@ def _styles(body_font="Helvetica", head_font="Helvetica-Bold", leading=15):
     from reportlab.lib.styles import ParagraphStyle
 
     return {
-        "h1": ParagraphStyle("h1", fontName=head_font, fontSize=17, leading=22,
-                             spaceAfter=8),
-        "h2": ParagraphStyle("h2", fontName=head_font, fontSize=13, leading=17,
-                             spaceBefore=10, spaceAfter=4),
-        "p": ParagraphStyle("p", fontName=body_font, fontSize=10.5,
-                            leading=leading, spaceAfter=6),
+        "h1": ParagraphStyle("h1", fontName=head_font, fontSize=17, leading=22, spaceAfter=8),
+        "h2": ParagraphStyle(
+            "h2", fontName=head_font, fontSize=13, leading=17, spaceBefore=10, spaceAfter=4
+        ),
+        "p": ParagraphStyle("p", fontName=body_font, fontSize=10.5, leading=leading, spaceAfter=6),
     }
 
 
@@ -630,21 +705,28 @@ def write_safety_pdf(path: Path) -> None:
     from reportlab.platypus import PageBreak, SimpleDocTemplate
 
     styles = _styles()
-    story = _pdf_flowables(SAFETY_P1, styles) + [PageBreak()] + \
-        _pdf_flowables(SAFETY_P2, styles)
+    story = [*_pdf_flowables(SAFETY_P1, styles), PageBreak(), *_pdf_flowables(SAFETY_P2, styles)]
 
     def footer(canvas, doc):
         canvas.saveState()
         canvas.setFont("Helvetica", 8)
-        canvas.drawString(inch, 0.6 * inch,
-                          f"Lumen Outfitters - Q2 2024 Safety Summary - page {doc.page}")
+        canvas.drawString(
+            inch, 0.6 * inch, f"Lumen Outfitters - Q2 2024 Safety Summary - page {doc.page}"
+        )
         canvas.restoreState()
 
-    doc = SimpleDocTemplate(str(path), pagesize=letter, invariant=1,
-                            title="Quarterly Safety Summary Q2 2024",
-                            author="Lumen Outfitters", lang="en",
-                            leftMargin=inch, rightMargin=inch,
-                            topMargin=inch, bottomMargin=inch)
+    doc = SimpleDocTemplate(
+        str(path),
+        pagesize=letter,
+        invariant=1,
+        title="Quarterly Safety Summary Q2 2024",
+        author="Lumen Outfitters",
+        lang="en",
+        leftMargin=inch,
+        rightMargin=inch,
+        topMargin=inch,
+        bottomMargin=inch,
+    )
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
 
 
@@ -655,10 +737,10 @@ def write_notice_pdf(path: Path) -> None:
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 
-    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiKakuGo-W5"))   # ja gothic
-    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))      # ja mincho
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiKakuGo-W5"))  # ja gothic
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiMin-W3"))  # ja mincho
     pdfmetrics.registerFont(UnicodeCIDFont("HYSMyeongJo-Medium"))  # ko
-    pdfmetrics.registerFont(UnicodeCIDFont("HYGothic-Medium"))   # ko gothic
+    pdfmetrics.registerFont(UnicodeCIDFont("HYGothic-Medium"))  # ko gothic
 
     ja = _styles("HeiseiMin-W3", "HeiseiKakuGo-W5", leading=18)
     ko = _styles("HYSMyeongJo-Medium", "HYGothic-Medium", leading=18)
@@ -668,11 +750,17 @@ def write_notice_pdf(path: Path) -> None:
     story += _pdf_flowables(NOTICE_JA, ja)
     story.append(Spacer(1, 10))
     story += _pdf_flowables(NOTICE_KO, ko)
-    doc = SimpleDocTemplate(str(path), pagesize=A4, invariant=1,
-                            title="重要なお知らせ / 중요 공지",
-                            author="Lumen Outfitters",
-                            leftMargin=20 * mm, rightMargin=20 * mm,
-                            topMargin=20 * mm, bottomMargin=20 * mm)
+    doc = SimpleDocTemplate(
+        str(path),
+        pagesize=A4,
+        invariant=1,
+        title="重要なお知らせ / 중요 공지",
+        author="Lumen Outfitters",
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=20 * mm,
+        bottomMargin=20 * mm,
+    )
     doc.build(story)
 
 
@@ -680,10 +768,12 @@ def write_notice_pdf(path: Path) -> None:
 # Verification
 # ---------------------------------------------------------------------------
 
+
 def extract_text(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix == ".docx":
         from docx import Document
+
         d = Document(str(path))
         parts = [p.text for p in d.paragraphs]
         for t in d.tables:
@@ -692,10 +782,10 @@ def extract_text(path: Path) -> str:
         return "\n".join(parts)
     if suffix == ".pdf":
         import pypdfium2 as pdfium
+
         pdf = pdfium.PdfDocument(str(path))
         try:
-            return "\n".join(pdf[i].get_textpage().get_text_range()
-                             for i in range(len(pdf)))
+            return "\n".join(pdf[i].get_textpage().get_text_range() for i in range(len(pdf)))
         finally:
             pdf.close()
     return path.read_text(encoding="utf-8")
@@ -726,26 +816,24 @@ def check() -> int:
             ok = ok and "임시 휴업합니다" in flat
         if name == "safety-report.pdf":
             import pypdfium2 as pdfium
+
             ok = ok and len(pdfium.PdfDocument(str(path))) == 2
         size = path.stat().st_size
         ok = ok and size < 200_000
         failures += not ok
-        print(f"{'ok ' if ok else 'FAIL'} {name:24s} {size:7d} bytes  "
-              f"{len(flat):5d} chars")
+        print(f"{'ok ' if ok else 'FAIL'} {name:24s} {size:7d} bytes  {len(flat):5d} chars")
     return failures
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true",
-                    help="verify text extraction after writing")
+    ap.add_argument("--check", action="store_true", help="verify text extraction after writing")
     args = ap.parse_args(argv)
 
     OUT.mkdir(exist_ok=True)
     for name, text in TEXT_FILES.items():
         (OUT / name).write_text(text, encoding="utf-8", newline="\n")
-    write_docx(OUT / "onboarding.docx", ONBOARDING_DOCX,
-               "Employee Onboarding Guide", "en")
+    write_docx(OUT / "onboarding.docx", ONBOARDING_DOCX, "Employee Onboarding Guide", "en")
     write_docx(OUT / "benefits-ko.docx", BENEFITS_KO_DOCX, "복리후생 안내", "ko")
     write_safety_pdf(OUT / "safety-report.pdf")
     write_notice_pdf(OUT / "ko-ja-notice.pdf")

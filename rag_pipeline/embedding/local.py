@@ -78,10 +78,9 @@ class LocalEmbedder:
     @property
     def dimension(self) -> int:
         model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
-        )
-        size = getter()
+        # sentence-transformers 6 renamed the method; accept both spellings.
+        getter = getattr(model, "get_embedding_dimension", None)
+        size = getter() if getter else model.get_sentence_embedding_dimension()
         return int(size) if size else int(self.embed_query("dimension probe").shape[0])
 
     @property

@@ -87,14 +87,20 @@ def load_file(
         raise
     except OSError as exc:
         raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - the boundary where library errors become ours
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # the one place library errors become ours
+        detail = _exception_detail(exc, path)
         raise LoaderError(source, f"corrupt or unreadable {suffix[1:]}: {detail}") from exc
 
     documents = [doc for doc in documents if doc.text.strip()]
     if not documents:
         raise LoaderError(source, "no extractable text (scanned or image-only?)")
     return [_with_base_metadata(doc, source, path.stem, content_type) for doc in documents]
+
+
+def _exception_detail(exc: Exception, path: Path) -> str:
+    """Return the first line of a library error, without the path the caller already has."""
+    message = str(exc).replace(f"'{path}'", "").replace(str(path), "").strip(" :")
+    return message.splitlines()[0].strip(" :") if message else type(exc).__name__
 
 
 def _with_base_metadata(doc: Document, source: str, stem: str, content_type: str) -> Document:

@@ -54,7 +54,7 @@ def check_signature(path: Path, suffix: str, source: str) -> None:
         if not head.lstrip().startswith(b"{\\rtf"):
             raise LoaderError(source, f"not an RTF file (content looks like {content})")
     elif suffix in _TEXT_SUFFIXES and content != "text":
-        raise LoaderError(source, f"not a {suffix[1:]} text file (content looks like binary data)")
+        raise LoaderError(source, "not a text file (content looks like binary data)")
 
 
 def _ole_has_stream(path: Path, name: str) -> bool:

@@ -42,20 +42,21 @@ def _blank_english_pipeline() -> Any:
 def elements_to_markdown(elements: Iterable[Any]) -> str:
     """Render unstructured elements as markdown: headings, lists, tables and paragraphs."""
     blocks: list[str] = []
-    previous = ""
+    list_items: list[tuple[int, str]] = []
     for element in elements:
         category = element.category
         text = (element.text or "").strip()
         if category in _SKIPPED_CATEGORIES or (not text and category != "Table"):
             continue
         depth = element.metadata.category_depth or 0
+        if category == "ListItem":
+            list_items.append((depth, " ".join(text.split())))
+            continue
+        if list_items:
+            blocks.append(_markdown_list(list_items))
+            list_items = []
         if category == "Title":
             block = "#" * min(depth + 1, 6) + " " + " ".join(text.split())
-        elif category == "ListItem":
-            block = "  " * depth + "- " + " ".join(text.split())
-            if previous == "ListItem":
-                blocks[-1] += "\n" + block
-                continue
         elif category == "Table":
             block = html_table_to_markdown(element.metadata.text_as_html or "") or text
         elif category == "CodeSnippet":
@@ -64,8 +65,16 @@ def elements_to_markdown(elements: Iterable[Any]) -> str:
             block = text
         if block:
             blocks.append(block)
-            previous = category
+    if list_items:
+        blocks.append(_markdown_list(list_items))
     return "\n\n".join(blocks)
+
+
+def _markdown_list(items: list[tuple[int, str]]) -> str:
+    """Render consecutive list items as a bulleted list, nested by their depth."""
+    # Partitioners disagree on the depth of a top-level item (pptx 0, html 1).
+    top = min(depth for depth, _ in items)
+    return "\n".join("  " * (depth - top) + "- " + text for depth, text in items)
 
 
 def html_table_to_markdown(html: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from collections.abc import Callable
@@ -16,6 +17,7 @@ _DC_TITLE = re.compile(r"<dc:title[^>]*>([^<]*)</dc:title>")
 
 def load_docx(path: Path, source: str) -> list[Document]:
     """Load a Word document as one markdown Document."""
+    prepare_unstructured()
     from unstructured.partition.docx import partition_docx
 
     return _load_whole(path, partition_docx, _package_title(path, "docProps/core.xml"))
@@ -23,6 +25,7 @@ def load_docx(path: Path, source: str) -> list[Document]:
 
 def load_odt(path: Path, source: str) -> list[Document]:
     """Load an OpenDocument text file as one markdown Document."""
+    prepare_unstructured()
     from unstructured.partition.odt import partition_odt
 
     return _load_whole(path, partition_odt, _package_title(path, "meta.xml"))
@@ -30,6 +33,7 @@ def load_odt(path: Path, source: str) -> list[Document]:
 
 def load_rtf(path: Path, source: str) -> list[Document]:
     """Load an RTF file as one markdown Document."""
+    prepare_unstructured()
     from unstructured.partition.rtf import partition_rtf
 
     return _load_whole(path, partition_rtf, "")
@@ -60,27 +64,32 @@ def load_xlsx(path: Path, source: str) -> list[Document]:
         title = (workbook.properties.title or "").strip()
         documents = []
         for sheet in workbook.worksheets:
-            lines = []
-            for row in sheet.iter_rows(values_only=True):
-                cells = ["" if value is None else " ".join(str(value).split()) for value in row]
-                while cells and not cells[-1]:
-                    cells.pop()
-                if cells:
-                    lines.append("\t".join(cells))
-            if lines:
-                text = f"# {sheet.title}\n\n" + "\n".join(lines)
-                metadata: dict[str, Any] = {"sheet": sheet.title}
-                if title:
-                    metadata["title"] = title
-                documents.append(Document(text, metadata, markdown=True))
+            rows = [_row_cells(row) for row in sheet.iter_rows(values_only=True)]
+            rows = [row for row in rows if any(row)]
+            if not rows:
+                continue
+            width = max(len(row) for row in rows)
+            used = [i for i in range(width) if any(i < len(row) and row[i] for row in rows)]
+            lines = [
+                "\t".join(row[i] if i < len(row) else "" for i in used).rstrip("\t") for row in rows
+            ]
+            metadata: dict[str, Any] = {"sheet": sheet.title}
+            if title:
+                metadata["title"] = title
+            text = f"# {sheet.title}\n\n" + "\n".join(lines)
+            documents.append(Document(text, metadata, markdown=True))
         return documents
     finally:
         workbook.close()
 
 
+def _row_cells(row: tuple[Any, ...]) -> list[str]:
+    """Return a sheet row's values as single-line strings, "" for empty cells."""
+    return ["" if value is None else " ".join(str(value).split()) for value in row]
+
+
 def _load_whole(path: Path, partition: Callable[..., list[Any]], title: str) -> list[Document]:
     """Partition a file with unstructured and return it as one markdown Document."""
-    prepare_unstructured()
     text = elements_to_markdown(partition(filename=str(path)))
     return [Document(text, {"title": title} if title else {}, markdown=True)]
 
@@ -95,6 +104,4 @@ def _package_title(path: Path, member: str) -> str:
     match = _DC_TITLE.search(xml)
     if not match:
         return ""
-    import html
-
     return " ".join(html.unescape(match.group(1)).split())

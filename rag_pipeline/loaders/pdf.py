@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rag_pipeline.errors import LoaderError
 from rag_pipeline.loaders.text import normalize_newlines
 from rag_pipeline.types import Document
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def load_pdf(path: Path, source: str) -> list[Document]:
@@ -26,7 +29,7 @@ def load_pdf(path: Path, source: str) -> list[Document]:
             page = pdf[index]
             textpage = page.get_textpage()
             try:
-                text = normalize_newlines(textpage.get_text_bounded())
+                text = _clean_page_text(textpage.get_text_bounded())
             finally:
                 textpage.close()
                 page.close()
@@ -38,6 +41,13 @@ def load_pdf(path: Path, source: str) -> list[Document]:
         raise LoaderError(source, f"corrupt or unreadable pdf: {_pdfium_reason(exc)}") from exc
     finally:
         pdf.close()
+
+
+def _clean_page_text(text: str) -> str:
+    """Return page text without pdfium's control markers."""
+    # pdfium marks a word hyphenated across a line break with \x02 and joins the halves.
+    text = text.replace("\x02", "")
+    return normalize_newlines(_CONTROL_CHARS.sub("", text))
 
 
 def _pdfium_reason(exc: Exception) -> str:

@@ -1,4 +1,4 @@
-"""Plain-text formats (txt, csv, tsv, json, jsonl) and the byte decoding every text format shares."""
+"""Plain-text formats (txt, csv, tsv, json, jsonl) and the decoding all text formats share."""
 
 from __future__ import annotations
 

@@ -75,8 +75,7 @@ class PromptBuilder:
         for number, hit in enumerate(hits, start=1):
             name = hit.metadata.get("title") or hit.source
             blocks.append(
-                f'<source id="{number}" name="{escape(str(name), quote=True)}">'
-                f"{hit.text}</source>"
+                f'<source id="{number}" name="{escape(str(name), quote=True)}">{hit.text}</source>'
             )
             sources.append(
                 {

@@ -80,9 +80,7 @@ def test_hybrid_fuses_both_in_the_engine(both: tuple[VectorStore, VectorStore]) 
     points = make_points()
     target = points[42]
     for s in (edge, client):
-        hits = s.search(
-            "kb", dense=target.vector, sparse=target.sparse, limit=5, mode="hybrid"
-        )
+        hits = s.search("kb", dense=target.vector, sparse=target.sparse, limit=5, mode="hybrid")
         assert hits[0].id == target.id
         assert len(hits) == 5
 
