@@ -13,7 +13,7 @@ from typing import Any
 
 from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.embedding.base import Embedder
-from rag_pipeline.errors import ConfigError, LoaderError, RagError
+from rag_pipeline.errors import ConfigError, LoaderError, ModelMismatchError, RagError
 from rag_pipeline.loaders import is_supported, load_file
 from rag_pipeline.store.base import StoredPoint, VectorStore
 from rag_pipeline.types import Chunk
@@ -119,6 +119,7 @@ class Indexer:
         self.sparse_encoder = sparse_encoder
         self.max_file_bytes = max_file_bytes
         self.workers = workers
+        self._dimension = 0
 
     def _existing(self, knowledge_id: str) -> dict[str, dict[str, Any]]:
         state: dict[str, dict[str, Any]] = {}
@@ -146,9 +147,14 @@ class Indexer:
         if not root.exists():
             raise ConfigError(f"no such file or folder: {path}")
         report = IndexReport(knowledge_id=knowledge_id)
-        self.store.ensure_collection(
-            knowledge_id, model=self.embedder.model_name, dimension=self.embedder.dimension
-        )
+        info = self.store.collection_info(knowledge_id)
+        if info is None or info.model != self.embedder.model_name:
+            # Knowing the dimension may mean loading a model; a re-run that finds
+            # nothing changed should not pay for that, so only ask when creating.
+            info = self.store.ensure_collection(
+                knowledge_id, model=self.embedder.model_name, dimension=self.embedder.dimension
+            )
+        self._dimension = info.dimension
         existing = self._existing(knowledge_id)
         base = root.parent if root.is_file() else root
         root_key = str(root)
@@ -229,6 +235,14 @@ class Indexer:
         texts = [embedding_text(c) for c in chunks]
         try:
             vectors = self.embedder.embed_documents(texts)
+            if vectors.shape[1] != self._dimension:
+                raise ModelMismatchError(
+                    f"{self.embedder.model_name!r} returned {vectors.shape[1]}-dimensional "
+                    f"vectors but collection {knowledge_id!r} holds {self._dimension}: "
+                    "index into a new knowledge id"
+                )
+        except ModelMismatchError:
+            raise
         except RagError as exc:
             for prepared in batch:
                 report.errors.append({"path": prepared.source, "error": _reason(exc)})

@@ -8,6 +8,7 @@ from typing import Any
 
 from rag_pipeline.chunking.splitter import Chunker
 from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest import Indexer, IndexReport, ProgressCallback
 from rag_pipeline.retrieval.prompt import PromptBuilder
@@ -82,6 +83,7 @@ class Pipeline:
         self.prompt_builder = PromptBuilder(context_tokens=self.settings.context_tokens)
         self._embedder = embedder
         self._store = store
+        self._sparse: SparseEncoder | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -89,6 +91,13 @@ class Pipeline:
         if self._embedder is None:
             self._embedder = make_embedder(self.settings)
         return self._embedder
+
+    @property
+    def sparse_encoder(self) -> SparseEncoder:
+        """The BM25-style encoder for the sparse half of hybrid search."""
+        if self._sparse is None:
+            self._sparse = SparseEncoder(self.settings.sparse_language)
+        return self._sparse
 
     @property
     def store(self) -> VectorStore:
@@ -111,13 +120,19 @@ class Pipeline:
             self.store,
             self.embedder,
             self.chunker,
+            sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
         )
         return indexer.index(path, knowledge_id, progress=progress, prune=prune)
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder."""
-        return Retriever(self.store, self.embedder, mode=mode or self.settings.search_mode)
+        return Retriever(
+            self.store,
+            self.embedder,
+            sparse_encoder=self.sparse_encoder,
+            mode=mode or self.settings.search_mode,
+        )
 
     def query(
         self,

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(100 * 1024 * 1024, ge=1)
 
     top_k: int = Field(5, ge=1)
-    search_mode: Literal["dense", "sparse", "hybrid"] = "dense"
+    search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    sparse_language: str = Field("en", description="stemmer and stop words for Latin script")
     context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
 
     @field_validator("qdrant_url", "embedding_base_url", "qdrant_api_key", "embedding_api_key")

@@ -63,14 +63,23 @@ class Chunker:
         from llama_index.core import Document as LlamaDocument
 
         nodes = self._markdown.get_nodes_from_documents([LlamaDocument(text=document.text)])
-        sections = []
+        sections: list[tuple[str, list[str]]] = []
+        carried = ""
         for node in nodes:
             text = node.get_content()
             path = [p for p in node.metadata.get("header_path", "/").split("/") if p]
-            first = text.lstrip().split("\n", 1)[0]
+            first, _, body = text.lstrip().partition("\n")
             if first.startswith("#"):
                 path.append(first.lstrip("#").strip())
-            sections.append((text, path))
+                if not body.strip():
+                    # A heading with nothing under it before the next heading would be a
+                    # chunk of one line; carry it into the next section instead.
+                    carried += text.strip() + "\n\n"
+                    continue
+            sections.append((carried + text, path))
+            carried = ""
+        if carried:
+            sections.append((carried.strip(), path))
         return sections
 
     def split(self, documents: Sequence[Document], source: str) -> list[Chunk]:

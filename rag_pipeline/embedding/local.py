@@ -65,8 +65,14 @@ class LocalEmbedder:
                 if Path(location).is_dir():
                     # A local folder needs no hub; stop transformers from asking it.
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                # Progress bars from the hub and transformers would litter CLI output.
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                 try:
                     from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as transformers_logging
+
+                    transformers_logging.disable_progress_bar()
 
                     self._model = SentenceTransformer(location, device=self._device)
                 except Exception as exc:

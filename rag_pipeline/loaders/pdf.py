@@ -10,6 +10,10 @@ from rag_pipeline.loaders.text import normalize_newlines
 from rag_pipeline.types import Document
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Japanese and Chinese put no space between words, so a line wrapped by the PDF layout
+# splits a word; the break between two such characters is joined back without a space.
+_CJK_CHAR = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff01-\uff60"
+_CJK_LINE_BREAK = re.compile(rf"(?<=[{_CJK_CHAR}])[ \t]*\n[ \t]*(?=[{_CJK_CHAR}])")
 
 
 def load_pdf(path: Path, source: str) -> list[Document]:
@@ -47,7 +51,8 @@ def _clean_page_text(text: str) -> str:
     """Return page text without pdfium's control markers."""
     # pdfium marks a word hyphenated across a line break with \x02 and joins the halves.
     text = text.replace("\x02", "")
-    return normalize_newlines(_CONTROL_CHARS.sub("", text))
+    text = normalize_newlines(_CONTROL_CHARS.sub("", text))
+    return _CJK_LINE_BREAK.sub("", text)
 
 
 def _pdfium_reason(exc: Exception) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, StoreError
 from rag_pipeline.store.base import SearchMode, VectorStore, check_model
 from rag_pipeline.types import Hit
@@ -18,6 +19,7 @@ class Retriever:
         store: VectorStore,
         embedder: Embedder,
         *,
+        sparse_encoder: SparseEncoder | None = None,
         mode: SearchMode = "dense",
         candidates: int = 100,
         score_threshold: float | None = None,
@@ -29,7 +31,7 @@ class Retriever:
         self.mode = mode
         self.candidates = candidates
         self.score_threshold = score_threshold
-        self.sparse_encoder = None
+        self.sparse_encoder = sparse_encoder
 
     def search(
         self,
