@@ -83,7 +83,7 @@ def test_pages_keep_their_page_number() -> None:
 
 
 def test_embedding_text_puts_missing_context_in_front() -> None:
-    doc = Document(text="# Guide\n\n## Boots\n\nWax them yearly.", markdown=True)
+    doc = Document(text="# Guide\n\nIntro.\n\n## Boots\n\nWax them yearly.", markdown=True)
     chunk = Chunker().split([doc], "g.md")[-1]
     # "Boots" is already in the chunk's own first line; only the parent heading is added.
     assert embedding_text(chunk) == "Guide\n## Boots\n\nWax them yearly."
@@ -92,3 +92,10 @@ def test_embedding_text_puts_missing_context_in_front() -> None:
         [Document(long_section, {"title": "Care"}, True)], "g.md"
     )[-1]
     assert embedding_text(tail).startswith("Care > Guide > Boots\n")
+
+
+def test_heading_without_body_joins_the_next_section() -> None:
+    doc = Document(text="# Guide\n\n## Boots\n\nWax them yearly.", markdown=True)
+    chunks = Chunker().split([doc], "g.md")
+    assert [c.text for c in chunks] == ["# Guide\n\n## Boots\n\nWax them yearly."]
+    assert chunks[0].metadata["heading_path"] == ["Guide", "Boots"]
