@@ -212,6 +212,11 @@ def delete(knowledge: Annotated[str, typer.Argument(help="knowledge id to drop")
     typer.echo(f"deleted {knowledge}")
 
 
+# Command groups that live beside their subsystem register themselves here; each
+# module keeps its heavy imports inside the command functions.
+# -- registered command groups (one line each) --
+
+
 def main() -> None:
     """Run the CLI."""
     app()

@@ -140,8 +140,12 @@ class Indexer:
         *,
         progress: ProgressCallback | None = None,
         prune: bool = True,
+        extra_payload: dict[str, Any] | None = None,
     ) -> IndexReport:
-        """Index ``path`` into ``knowledge_id``; ``prune`` removes files no longer there."""
+        """Index ``path`` into ``knowledge_id``; ``prune`` removes files no longer there.
+
+        ``extra_payload`` is stored with every chunk written (e.g. a server's file id).
+        """
         started = time.perf_counter()
         root = Path(path).resolve()
         if not root.exists():
@@ -161,6 +165,7 @@ class Indexer:
         files = list(walk_files(root))
         seen: set[str] = set()
         notify = progress or (lambda source, status: None)
+        extra = dict(extra_payload or {})
 
         def prepare(file: Path) -> _Prepared | None:
             source = file.relative_to(base).as_posix()
@@ -205,9 +210,9 @@ class Indexer:
                     continue
                 pending.append(prepared)
                 if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
-                    self._write(knowledge_id, pending, existing, report, root_key, notify)
+                    self._write(knowledge_id, pending, existing, report, root_key, notify, extra)
                     pending = []
-            self._write(knowledge_id, pending, existing, report, root_key, notify)
+            self._write(knowledge_id, pending, existing, report, root_key, notify, extra)
 
         if prune:
             for source, entry in existing.items():
@@ -228,6 +233,7 @@ class Indexer:
         report: IndexReport,
         root_key: str,
         notify: ProgressCallback,
+        extra: dict[str, Any],
     ) -> None:
         if not batch:
             return
@@ -255,7 +261,7 @@ class Indexer:
         for prepared in batch:
             points = []
             for chunk in prepared.chunks:
-                payload = dict(chunk.metadata)
+                payload = {**chunk.metadata, **extra}
                 payload.update(
                     text=chunk.text,
                     source=chunk.source,

@@ -113,6 +113,7 @@ class Pipeline:
         *,
         progress: ProgressCallback | None = None,
         prune: bool = True,
+        extra_payload: dict[str, Any] | None = None,
     ) -> IndexReport:
         """Index a folder or file into a knowledge collection, re-embedding only changes."""
         validate_collection_name(knowledge_id)
@@ -123,7 +124,9 @@ class Pipeline:
             sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
         )
-        return indexer.index(path, knowledge_id, progress=progress, prune=prune)
+        return indexer.index(
+            path, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
+        )
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder."""
