@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.errors import ConfigError, LoaderError, ModelMismatchError, RagError
 from rag_pipeline.loaders import is_supported, load_file
 from rag_pipeline.store.base import StoredPoint, VectorStore
-from rag_pipeline.types import Chunk
+from rag_pipeline.types import Chunk, Document
 
 # Embedding many files' chunks in one call lets the model sort them by length and fill
 # its batches; a few hundred chunks keeps memory bounded.
@@ -69,7 +71,6 @@ class IndexReport:
 
 @dataclass
 class _Prepared:
-    path: Path
     source: str
     file_hash: str
     chunks: list[Chunk]
@@ -133,6 +134,27 @@ class Indexer:
             entry["ids"].append(point_id)
         return state
 
+    def _open(self, knowledge_id: str) -> dict[str, dict[str, Any]]:
+        info = self.store.collection_info(knowledge_id)
+        if info is None or info.model != self.embedder.model_name:
+            # Knowing the dimension may mean loading a model; a re-run that finds
+            # nothing changed should not pay for that, so only ask when creating.
+            info = self.store.ensure_collection(
+                knowledge_id, model=self.embedder.model_name, dimension=self.embedder.dimension
+            )
+        self._dimension = info.dimension
+        return self._existing(knowledge_id)
+
+    @staticmethod
+    def _unchanged(before: dict[str, Any] | None, content_hash: str) -> bool:
+        # Every chunk must carry the new hash and all of them must be there: a run cut
+        # off mid-file leaves a mix or a short count, and the file is done again.
+        return (
+            before is not None
+            and before["hashes"] == {content_hash}
+            and before["chunks"] == {len(before["ids"])}
+        )
+
     def index(
         self,
         path: str | os.PathLike[str],
@@ -151,48 +173,100 @@ class Indexer:
         if not root.exists():
             raise ConfigError(f"no such file or folder: {path}")
         report = IndexReport(knowledge_id=knowledge_id)
-        info = self.store.collection_info(knowledge_id)
-        if info is None or info.model != self.embedder.model_name:
-            # Knowing the dimension may mean loading a model; a re-run that finds
-            # nothing changed should not pay for that, so only ask when creating.
-            info = self.store.ensure_collection(
-                knowledge_id, model=self.embedder.model_name, dimension=self.embedder.dimension
-            )
-        self._dimension = info.dimension
-        existing = self._existing(knowledge_id)
+        existing = self._open(knowledge_id)
         base = root.parent if root.is_file() else root
-        root_key = str(root)
-        files = list(walk_files(root))
-        seen: set[str] = set()
-        notify = progress or (lambda source, status: None)
-        extra = dict(extra_payload or {})
 
-        def prepare(file: Path) -> _Prepared | None:
-            source = file.relative_to(base).as_posix()
+        def prepare(file: Path, source: str) -> _Prepared | None:
             try:
                 file_hash = file_sha256(file)
             except OSError as exc:
                 raise LoaderError(source, f"cannot read file: {exc.strerror or exc}") from exc
             before = existing.get(source)
-            if (
-                before is not None
-                and before["hashes"] == {file_hash}
-                and before["chunks"] == {len(before["ids"])}
-            ):
+            if self._unchanged(before, file_hash):
                 return None
             documents = load_file(file, source=source, max_bytes=self.max_file_bytes)
-            chunks = self.chunker.split(documents, source)
-            if not chunks:
-                raise LoaderError(source, "no text to index after chunking")
-            return _Prepared(file, source, file_hash, chunks, "updated" if before else "added")
+            return self._prepare(source, file_hash, documents, before)
 
+        tasks = (
+            (source, functools.partial(prepare, f, source))
+            for f in walk_files(root)
+            for source in [f.relative_to(base).as_posix()]
+        )
+        self._run(knowledge_id, tasks, existing, report, str(root), progress, extra_payload, prune)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def index_documents(
+        self,
+        items: Iterable[tuple[str, Sequence[Document]]],
+        knowledge_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        prune: bool = False,
+        root: str = "documents",
+        extra_payload: dict[str, Any] | None = None,
+    ) -> IndexReport:
+        """Index already-extracted documents, one ``(source, documents)`` item per source."""
+        started = time.perf_counter()
+        report = IndexReport(knowledge_id=knowledge_id)
+        existing = self._open(knowledge_id)
+
+        def prepare(source: str, documents: Sequence[Document]) -> _Prepared | None:
+            digest = hashlib.sha256()
+            for document in documents:
+                digest.update(document.text.encode("utf-8"))
+                digest.update(repr(sorted(document.metadata.items())).encode("utf-8"))
+            content_hash = digest.hexdigest()
+            before = existing.get(source)
+            if self._unchanged(before, content_hash):
+                return None
+            return self._prepare(source, content_hash, documents, before)
+
+        tasks = ((source, functools.partial(prepare, source, docs)) for source, docs in items)
+        self._run(knowledge_id, tasks, existing, report, root, progress, extra_payload, prune)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _prepare(
+        self,
+        source: str,
+        content_hash: str,
+        documents: Sequence[Document],
+        before: dict[str, Any] | None,
+    ) -> _Prepared:
+        chunks = self.chunker.split(documents, source)
+        if not chunks:
+            raise LoaderError(source, "no text to index after chunking")
+        return _Prepared(source, content_hash, chunks, "updated" if before else "added")
+
+    def _run(
+        self,
+        knowledge_id: str,
+        tasks: Iterator[tuple[str, Callable[[], _Prepared | None]]],
+        existing: dict[str, dict[str, Any]],
+        report: IndexReport,
+        root_key: str,
+        progress: ProgressCallback | None,
+        extra_payload: dict[str, Any] | None,
+        prune: bool,
+    ) -> None:
+        notify = progress or (lambda source, status: None)
+        extra = dict(extra_payload or {})
+        seen: set[str] = set()
         pending: list[_Prepared] = []
+        window: deque[tuple[str, Future[_Prepared | None]]] = deque()
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            futures: list[tuple[Path, Future[_Prepared | None]]] = [
-                (f, pool.submit(prepare, f)) for f in files
-            ]
-            for file, future in futures:
-                source = file.relative_to(base).as_posix()
+            while True:
+                # Load a few files ahead of the embedder, never the whole folder:
+                # memory stays bounded however many files there are.
+                while len(window) < self.workers * 4:
+                    task = next(tasks, None)
+                    if task is None:
+                        break
+                    window.append((task[0], pool.submit(task[1])))
+                if not window:
+                    break
+                source, future = window.popleft()
                 seen.add(source)
                 try:
                     prepared = future.result()
@@ -213,7 +287,6 @@ class Indexer:
                     self._write(knowledge_id, pending, existing, report, root_key, notify, extra)
                     pending = []
             self._write(knowledge_id, pending, existing, report, root_key, notify, extra)
-
         if prune:
             for source, entry in existing.items():
                 # Only sources indexed from this same root are ours to remove.
@@ -222,8 +295,6 @@ class Indexer:
                     report.deleted.append(source)
                     report.chunks_deleted += len(entry["ids"])
                     notify(source, "deleted")
-        report.seconds = time.perf_counter() - started
-        return report
 
     def _write(
         self,

@@ -1,0 +1,74 @@
+"""The server's settings: the pipeline's, plus database, upstreams, auth and limits."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from rag_pipeline.settings import Settings
+
+
+class ServerSettings(Settings):
+    """Everything ``rag serve`` reads from the environment (prefix RAG_, and ENV)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset = SQLite file under the data dir"
+    )
+    ollama_base_url: str | None = Field(
+        None, description="an Ollama server, e.g. http://host:11434"
+    )
+    openai_api_base_url: str | None = Field(
+        None, description="an OpenAI-compatible base URL ending in /v1"
+    )
+    openai_api_key: str | None = None
+    env: str = Field(
+        "prod", validation_alias=AliasChoices("ENV", "env"), description="'dev' serves /docs"
+    )
+    jwt_secret: str | None = Field(None, description="unset = generated once, kept in the data dir")
+    jwt_expires_seconds: int = Field(30 * 24 * 3600, ge=60)
+    enable_signup: bool = Field(False, description="allow signups after the first (admin) user")
+    upstream_timeout: float = Field(300.0, gt=0, description="seconds to wait for an upstream")
+    upstream_connect_timeout: float = Field(5.0, gt=0)
+    models_cache_seconds: float = Field(10.0, ge=0)
+    processing_workers: int = Field(1, ge=1, description="threads processing uploaded files")
+
+    @field_validator(
+        "database_url", "ollama_base_url", "openai_api_base_url", "openai_api_key", "jwt_secret"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value and value.startswith("http") else (value or None)
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether /docs and /openapi.json are served."""
+        return self.env.lower() == "dev"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploaded originals are kept."""
+        return self.data_dir / "uploads"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'server.db').resolve()}"
+
+    def resolved_jwt_secret(self) -> str:
+        """The JWT secret: from settings, or generated once and kept under the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret, encoding="utf-8")
+        return secret
