@@ -1,0 +1,19 @@
+"""Retrieval evaluation: datasets, metrics, runs and reports."""
+
+from __future__ import annotations
+
+from rag_pipeline.evaluation.dataset import Dataset, load_beir, load_knowledge_queries
+from rag_pipeline.evaluation.metrics import METRICS, evaluate, recall_curve
+from rag_pipeline.evaluation.runner import EvalRun, evaluate_modes, index_dataset
+
+__all__ = [
+    "METRICS",
+    "Dataset",
+    "EvalRun",
+    "evaluate",
+    "evaluate_modes",
+    "index_dataset",
+    "load_beir",
+    "load_knowledge_queries",
+    "recall_curve",
+]

@@ -1,0 +1,163 @@
+"""Run a dataset's queries against the pipeline in one or more search modes and score them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag_pipeline.errors import ConfigError, StoreError
+from rag_pipeline.evaluation.dataset import Dataset
+from rag_pipeline.evaluation.metrics import evaluate, recall_curve
+from rag_pipeline.ingest import IndexReport
+from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.store.base import SearchMode
+from rag_pipeline.types import Document, Hit
+
+MODES: tuple[SearchMode, ...] = ("dense", "sparse", "hybrid")
+
+
+@dataclass
+class EvalRun:
+    """The scores of one search mode on one dataset."""
+
+    mode: str
+    settings: dict[str, Any]
+    metrics: dict[str, float]
+    recall_curve: dict[int, float]
+    seconds: float
+    queries: int
+    latency_ms_p50: float
+    run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape printed by ``rag eval --json``."""
+        return {
+            "mode": self.mode,
+            "settings": self.settings,
+            "metrics": {k: round(v, 4) for k, v in self.metrics.items()},
+            "recall_curve": {str(k): round(v, 4) for k, v in self.recall_curve.items()},
+            "seconds": round(self.seconds, 3),
+            "latency_ms_p50": round(self.latency_ms_p50, 2),
+            "queries": self.queries,
+        }
+
+
+def index_settings(pipeline: Pipeline) -> dict[str, Any]:
+    """Return the settings that change what an index holds."""
+    s = pipeline.settings
+    return {
+        "embedder": s.embedder,
+        "model": pipeline.embedder.model_name,
+        "chunk_size": s.chunk_size,
+        "chunk_overlap": s.chunk_overlap,
+        "sparse_language": s.sparse_language,
+    }
+
+
+def eval_collection(dataset: Dataset, pipeline: Pipeline) -> str:
+    """Name the collection that holds ``dataset`` indexed with these settings."""
+    key = json.dumps([dataset.fingerprint, index_settings(pipeline)], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in dataset.name)[:60]
+    return f"eval-{safe}-{digest}"
+
+
+def corpus_documents(dataset: Dataset) -> Iterator[tuple[str, list[Document]]]:
+    """Yield each corpus entry as one source with its title kept as metadata."""
+    for doc_id, (title, text) in dataset.corpus.items():
+        body = text if text.strip() else title
+        yield doc_id, [Document(text=body, metadata={"title": title, "content_type": "text/plain"})]
+
+
+def index_dataset(
+    pipeline: Pipeline, dataset: Dataset, progress: Callable[[str, str], None] | None = None
+) -> tuple[str, IndexReport]:
+    """Index a BEIR corpus once; a second call with the same settings embeds nothing."""
+    if not dataset.corpus:
+        raise ConfigError(f"dataset {dataset.name!r} has no corpus to index")
+    from rag_pipeline.ingest import Indexer
+
+    name = eval_collection(dataset, pipeline)
+    indexer = Indexer(
+        pipeline.store,
+        pipeline.embedder,
+        pipeline.chunker,
+        sparse_encoder=pipeline.sparse_encoder,
+    )
+    report = indexer.index_documents(
+        corpus_documents(dataset), name, progress=progress, prune=True, root=dataset.name
+    )
+    return name, report
+
+
+def _doc_ids(hits: Sequence[Hit], chunk_level: bool, top_k: int) -> dict[str, float]:
+    ranked: dict[str, float] = {}
+    for rank, hit in enumerate(hits):
+        key = f"{hit.source}#{hit.metadata.get('chunk_index')}" if chunk_level else hit.source
+        if key not in ranked:
+            # A document ranks where its best chunk ranks; scores strictly decrease so
+            # that every IR tool reads the same order (fused scores can tie).
+            ranked[key] = float(len(hits) - rank)
+            if len(ranked) == top_k:
+                break
+    return ranked
+
+
+def run_mode(
+    pipeline: Pipeline,
+    collections: Sequence[str],
+    dataset: Dataset,
+    mode: SearchMode,
+    top_k: int = 100,
+) -> EvalRun:
+    """Run every query in one mode and score the ranking."""
+    retriever = pipeline.retriever(mode)
+    chunk_level = any("#" in d for judged in dataset.qrels.values() for d in judged)
+    # Several chunks of one document can rank high; ask for more so top_k documents remain.
+    chunks = min(top_k * 3, 1000)
+    retriever.candidates = chunks
+    run: dict[str, dict[str, float]] = {}
+    latencies = []
+    started = time.perf_counter()
+    for query_id, text in dataset.queries.items():
+        t = time.perf_counter()
+        hits = retriever.search(text, collections, top_k=chunks)
+        latencies.append((time.perf_counter() - t) * 1000)
+        run[query_id] = _doc_ids(hits, chunk_level, top_k)
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return EvalRun(
+        mode=mode,
+        settings={**index_settings(pipeline), "top_k": top_k},
+        metrics=evaluate(dataset.qrels, run),
+        recall_curve=recall_curve(dataset.qrels, run),
+        seconds=seconds,
+        queries=len(dataset.queries),
+        latency_ms_p50=latencies[len(latencies) // 2] if latencies else 0.0,
+        run=run,
+    )
+
+
+def evaluate_modes(
+    pipeline: Pipeline,
+    dataset: Dataset,
+    modes: Sequence[SearchMode] = MODES,
+    *,
+    top_k: int = 100,
+    knowledge_id: str | None = None,
+) -> list[EvalRun]:
+    """Evaluate each mode on a BEIR dataset (indexed on demand) or on a knowledge base."""
+    for mode in modes:
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    if knowledge_id is not None:
+        if pipeline.store.collection_info(knowledge_id) is None:
+            raise StoreError(f"knowledge {knowledge_id!r} does not exist")
+        collection = knowledge_id
+    else:
+        collection = eval_collection(dataset, pipeline)
+    return [run_mode(pipeline, [collection], dataset, mode, top_k) for mode in modes]
