@@ -212,9 +212,88 @@ def delete(knowledge: Annotated[str, typer.Argument(help="knowledge id to drop")
     typer.echo(f"deleted {knowledge}")
 
 
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        Optional[Path], typer.Argument(help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
+    ] = None,
+    split: Annotated[str, typer.Option(help="qrels split")] = "test",
+    mode: Annotated[
+        Optional[list[str]], typer.Option("--mode", help="dense, sparse, hybrid (repeatable)")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="documents ranked per query")] = 100,
+    as_json: JsonOption = False,
+    report: Annotated[
+        Optional[Path], typer.Option("--report", help="write results.json/.md and a PNG here")
+    ] = None,
+    knowledge: Annotated[
+        Optional[str], typer.Option("--knowledge", "-k", help="evaluate this knowledge base")
+    ] = None,
+    queries: Annotated[
+        Optional[Path], typer.Option(help="queries JSONL (with --knowledge)")
+    ] = None,
+    qrels: Annotated[
+        Optional[Path], typer.Option(help="qrels TSV naming source files or file#chunk")
+    ] = None,
+    sample: Annotated[
+        Optional[int], typer.Option(help="use only the first N queries (with their documents)")
+    ] = None,
+    distractors: Annotated[
+        int, typer.Option(help="with --sample: random other documents kept in the corpus")
+    ] = 500,
+    chunk_size: Annotated[Optional[int], typer.Option(help="tokens per chunk")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens of overlap")] = None,
+) -> None:
+    """Measure retrieval quality (nDCG@10, recall, MRR, MAP) per search mode."""
+    from rag_pipeline.evaluation import (
+        evaluate_modes,
+        index_dataset,
+        load_beir,
+        load_knowledge_queries,
+    )
+    from rag_pipeline.evaluation.report import print_table, results_dict, write_report
+
+    modes = mode or ["dense", "sparse", "hybrid"]
+    try:
+        settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+        if knowledge:
+            if not (queries and qrels):
+                raise ConfigError("--knowledge needs --queries and --qrels")
+            data = load_knowledge_queries(queries, qrels, knowledge)
+        elif dataset is not None:
+            data = load_beir(dataset, split)
+            if sample:
+                data = data.subset(sample, distractors)
+        else:
+            raise ConfigError("give a BEIR dataset folder, or --knowledge with --queries/--qrels")
+        with _pipeline(settings) as pipeline:
+            if not knowledge:
+                _, index_report = index_dataset(pipeline, data)
+                if index_report.errors:
+                    typer.echo(f"warning: {len(index_report.errors)} documents failed", err=True)
+            runs = evaluate_modes(pipeline, data, modes, top_k=top_k, knowledge_id=knowledge)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    except RagError as exc:
+        raise _fail(str(exc), EXIT_PARTIAL) from exc
+    if report is not None:
+        paths = write_report(report, data, runs)
+        if not as_json:
+            typer.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+    if as_json:
+        typer.echo(json.dumps(results_dict(data, runs), ensure_ascii=False))
+    else:
+        print_table(data, runs)
+
+
 # Command groups that live beside their subsystem register themselves here; each
 # module keeps its heavy imports inside the command functions.
 # -- registered command groups (one line each) --
+from rag_pipeline.client.commands import register as _register_client  # noqa: E402
+from rag_pipeline.server.commands import register as _register_server  # noqa: E402
+
+_register_server(app)
+_register_client(app)
 
 
 def main() -> None:

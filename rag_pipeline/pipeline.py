@@ -135,6 +135,7 @@ class Pipeline:
             self.embedder,
             sparse_encoder=self.sparse_encoder,
             mode=mode or self.settings.search_mode,
+            fusion=self.settings.fusion,
         )
 
     def query(

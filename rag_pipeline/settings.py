@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     top_k: int = Field(5, ge=1)
     search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    fusion: Literal["dbsf", "rrf"] = Field(
+        "dbsf", description="how hybrid search fuses dense and sparse (measured: dbsf)"
+    )
     sparse_language: str = Field("en", description="stemmer and stop words for Latin script")
     context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
 

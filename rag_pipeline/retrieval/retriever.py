@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, StoreError
-from rag_pipeline.store.base import SearchMode, VectorStore, check_model
+from rag_pipeline.store.base import Fusion, SearchMode, VectorStore, check_model
 from rag_pipeline.types import Hit
 
 
@@ -21,6 +21,7 @@ class Retriever:
         *,
         sparse_encoder: SparseEncoder | None = None,
         mode: SearchMode = "dense",
+        fusion: Fusion = "dbsf",
         candidates: int = 100,
         score_threshold: float | None = None,
     ) -> None:
@@ -29,6 +30,7 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.mode = mode
+        self.fusion = fusion
         self.candidates = candidates
         self.score_threshold = score_threshold
         self.sparse_encoder = sparse_encoder
@@ -67,6 +69,7 @@ class Retriever:
                 limit=top_k,
                 mode=mode,
                 candidates=max(self.candidates, top_k),
+                fusion=self.fusion,
             ):
                 hit.metadata.setdefault("knowledge_id", info.name)
                 hits.append(hit)

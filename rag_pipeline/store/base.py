@@ -15,6 +15,9 @@ from rag_pipeline.types import Hit
 DENSE = "dense"
 SPARSE = "sparse"
 SearchMode = Literal["dense", "sparse", "hybrid"]
+Fusion = Literal["dbsf", "rrf"]
+# Reciprocal-rank fusion constant (the usual 60); only used with fusion="rrf".
+RRF_K = 60
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
@@ -116,6 +119,7 @@ class VectorStore(Protocol):
         mode: SearchMode = "dense",
         where: dict[str, str] | None = None,
         candidates: int = 100,
+        fusion: Fusion = "dbsf",
     ) -> list[Hit]:
         """Return the best points for a query, fused in the engine for ``hybrid``."""
         ...

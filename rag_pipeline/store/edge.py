@@ -14,8 +14,10 @@ import numpy as np
 from rag_pipeline.errors import StoreError
 from rag_pipeline.store.base import (
     DENSE,
+    RRF_K,
     SPARSE,
     CollectionInfo,
+    Fusion,
     SearchMode,
     SparseVector,
     StoredPoint,
@@ -28,7 +30,6 @@ from rag_pipeline.types import Hit
 _META = "collection.json"
 _SHARD = "shard"
 _SCROLL_PAGE = 1024
-RRF_K = 60
 
 
 class EdgeStore:
@@ -179,6 +180,7 @@ class EdgeStore:
         mode: SearchMode = "dense",
         where: dict[str, str] | None = None,
         candidates: int = 100,
+        fusion: Fusion = "dbsf",
     ) -> list[Hit]:
         qe = self._qe
         shard = self._shard(name)
@@ -204,7 +206,7 @@ class EdgeStore:
                     qe.Prefetch(limit=candidates, query=dense_query, filter=flt),
                     qe.Prefetch(limit=candidates, query=sparse_query, filter=flt),
                 ],
-                query=qe.Fusion.Rrf(k=RRF_K),
+                query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 with_payload=True,
             )
         else:

@@ -10,8 +10,10 @@ import numpy as np
 from rag_pipeline.errors import StoreError
 from rag_pipeline.store.base import (
     DENSE,
+    RRF_K,
     SPARSE,
     CollectionInfo,
+    Fusion,
     SearchMode,
     SparseVector,
     StoredPoint,
@@ -155,9 +157,8 @@ class QdrantStore:
         mode: SearchMode = "dense",
         where: dict[str, str] | None = None,
         candidates: int = 100,
+        fusion: Fusion = "dbsf",
     ) -> list[Hit]:
-        from rag_pipeline.store.edge import RRF_K
-
         m = self._models
         flt = self._filter(where)
         dense_query = np.asarray(dense, dtype=np.float32).tolist() if dense is not None else None
@@ -171,7 +172,11 @@ class QdrantStore:
                     m.Prefetch(query=dense_query, using=DENSE, limit=candidates, filter=flt),
                     m.Prefetch(query=sparse_query, using=SPARSE, limit=candidates, filter=flt),
                 ],
-                query=m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
+                query=(
+                    m.RrfQuery(rrf=m.Rrf(k=RRF_K))
+                    if fusion == "rrf"
+                    else m.FusionQuery(fusion=m.Fusion.DBSF)
+                ),
                 limit=limit,
                 with_payload=True,
             )

@@ -154,3 +154,22 @@ def test_missing_collection_is_a_store_error(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path)
     with pytest.raises(StoreError, match="does not exist"):
         store.count("ghost")
+
+
+@pytest.mark.parametrize("fusion", ["dbsf", "rrf"])
+def test_hybrid_fusions_agree_across_engines(
+    both: tuple[VectorStore, VectorStore], fusion: str
+) -> None:
+    edge, client = both
+    rng = np.random.default_rng(3)
+    points = make_points()
+    agree = 0
+    for i in range(10):
+        q = rng.normal(size=DIM).astype(np.float32)
+        sparse = points[i * 7].sparse
+        a = edge.search("kb", dense=q, sparse=sparse, limit=5, mode="hybrid", fusion=fusion)
+        b = client.search("kb", dense=q, sparse=sparse, limit=5, mode="hybrid", fusion=fusion)
+        assert len(a) == len(b) == 5
+        agree += a[0].id == b[0].id
+    # The engines may break exact ties differently; the winners must still agree.
+    assert agree >= 9

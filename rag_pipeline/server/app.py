@@ -1,0 +1,76 @@
+"""``create_app(settings)``: the FastAPI application, its state held on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from rag_pipeline import __version__
+from rag_pipeline.errors import RagError
+from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.server.auth import TokenIssuer
+from rag_pipeline.server.db import Database
+from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
+from rag_pipeline.server.routes import auths, chat, files, knowledge, ollama, retrieval
+from rag_pipeline.server.settings import ServerSettings
+from rag_pipeline.server.upstream import Upstreams
+
+
+def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the server; a given ``pipeline`` is used (and left open), else one is made."""
+    settings = settings or ServerSettings()
+    owns_pipeline = pipeline is None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        state = app.state
+        state.settings = settings
+        state.pipeline = pipeline or Pipeline(settings)
+        state.db = Database(settings.resolved_database_url())
+        state.tokens = TokenIssuer(settings.resolved_jwt_secret(), settings.jwt_expires_seconds)
+        timeout = httpx.Timeout(
+            settings.upstream_timeout, connect=settings.upstream_connect_timeout
+        )
+        state.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        state.upstreams = Upstreams(settings, state.http)
+        state.processor = FileProcessor(state.db, state.pipeline)
+        state.worker = ProcessingWorker(state.db, state.processor, settings.processing_workers)
+        state.worker.start()
+        try:
+            yield
+        finally:
+            state.worker.stop()
+            await state.http.aclose()
+            state.db.close()
+            if owns_pipeline:
+                state.pipeline.close()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="rag-pipeline",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+
+    @app.exception_handler(RagError)
+    async def rag_error(_request: Request, exc: RagError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, Any]:
+        """Liveness, without auth."""
+        return {"status": True}
+
+    for module in (auths, files, knowledge, retrieval, chat, ollama):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,134 @@
+"""``/ollama/{path}``: the Ollama API behind the server's auth, or the local embedding model."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from rag_pipeline.errors import RagError
+from rag_pipeline.server.auth import CurrentUser
+from rag_pipeline.server.upstream import UpstreamError
+
+router = APIRouter(prefix="/ollama", tags=["ollama"])
+
+# Request headers that describe the hop to us, not the request itself.
+_HOP_HEADERS = {
+    "host",
+    "authorization",
+    "content-length",
+    "connection",
+    "accept-encoding",
+    "cookie",
+}
+_PASS_BACK = {"content-type", "content-disposition"}
+
+
+def _local_tag(model_name: str) -> dict[str, Any]:
+    return {
+        "name": model_name,
+        "model": model_name,
+        "modified_at": "1970-01-01T00:00:00Z",
+        "size": 0,
+        "digest": hashlib.sha256(model_name.encode()).hexdigest(),
+        "details": {
+            "parent_model": "",
+            "format": "safetensors",
+            "family": "bert",
+            "families": ["bert"],
+            "parameter_size": "",
+            "quantization_level": "",
+        },
+        "connection_type": "local",
+        "urls": [0],
+    }
+
+
+def _serves(model_name: str, requested: str) -> bool:
+    wanted = requested.lower().removesuffix(":latest")
+    return wanted in {model_name.lower(), model_name.lower().rsplit("/", 1)[-1]}
+
+
+async def _local(request: Request, path: str) -> Response:
+    """Answer the embedding part of the Ollama API with the server's own model."""
+    embedder = request.app.state.pipeline.embedder
+    name = embedder.model_name
+    if path == "api/tags" and request.method == "GET":
+        return JSONResponse({"models": [_local_tag(name)]})
+    if path == "api/version" and request.method == "GET":
+        return JSONResponse({"version": "0.0.0-rag-pipeline"})
+    if path in ("api/embed", "api/embeddings") and request.method == "POST":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "The request body is not valid JSON") from None
+        requested = str(body.get("model", ""))
+        if not _serves(name, requested):
+            raise HTTPException(400, f"Model '{requested}' was not found")
+        texts = body.get("input") if path == "api/embed" else body.get("prompt")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise HTTPException(400, "'input' must be a string or a list of strings")
+        started = time.perf_counter_ns()
+        try:
+            vectors = await run_in_threadpool(embedder.embed_documents, texts)
+        except RagError as exc:
+            raise HTTPException(500, f"embedding failed: {exc}") from None
+        if path == "api/embeddings":
+            return JSONResponse({"embedding": vectors[0].tolist() if len(texts) else []})
+        return JSONResponse(
+            {
+                "model": requested,
+                "embeddings": vectors.tolist(),
+                "total_duration": time.perf_counter_ns() - started,
+                "load_duration": 0,
+                "prompt_eval_count": sum(len(t.split()) for t in texts),
+            }
+        )
+    raise HTTPException(
+        503, f"No Ollama upstream is configured (RAG_OLLAMA_BASE_URL); cannot serve /{path}"
+    )
+
+
+async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Response:
+    """Forward any Ollama API call unchanged, streaming NDJSON answers through."""
+    upstreams = request.app.state.upstreams
+    if not upstreams.ollama_url:
+        return await _local(request, path)
+    if path == "api/tags" and request.method == "GET":
+        try:
+            return JSONResponse({"models": await upstreams.ollama_tags()})
+        except UpstreamError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+    try:
+        response = await upstreams.open(
+            request.method,
+            f"{upstreams.ollama_url}/{path}",
+            "the Ollama upstream",
+            content=await request.body(),
+            headers=headers,
+            params=request.query_params,
+        )
+    except UpstreamError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    return StreamingResponse(
+        response.aiter_raw(),
+        status_code=response.status_code,
+        headers={k: v for k, v in response.headers.items() if k.lower() in _PASS_BACK},
+        background=BackgroundTask(response.aclose),
+    )
+
+
+for _method in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"):
+    router.add_api_route(
+        "/{path:path}",
+        ollama_proxy,
+        methods=[_method],
+        operation_id=f"ollama_proxy_{_method.lower()}",
+    )

@@ -1,0 +1,178 @@
+"""Auth: sign-up rules, API keys, and the matrix of every route × bad credentials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from .conftest import World
+
+
+def _routes(world: World) -> list[tuple[str, str, dict[str, Any] | None, str]]:
+    """(method, path, json body, what another user gets: "404" or "own")."""
+    z, k = world.zebra_id, world.knowledge_id
+    chat_file = {
+        "model": "fake-echo",
+        "messages": [{"role": "user", "content": "What does Ziggy eat?"}],
+        "files": [{"type": "file", "id": z}],
+    }
+    chat_kb = {**chat_file, "files": [{"type": "collection", "id": k}]}
+    return [
+        ("GET", "/api/models", None, "own"),
+        ("GET", "/api/models/base", None, "own"),
+        ("GET", "/openai/models", None, "own"),
+        ("POST", "/api/chat/completions", chat_file, "404"),
+        ("POST", "/api/chat/completions", chat_kb, "404"),
+        ("GET", "/api/v1/files/", None, "own"),
+        ("GET", f"/api/v1/files/{z}", None, "404"),
+        ("GET", f"/api/v1/files/{z}/data/content", None, "404"),
+        ("GET", f"/api/v1/files/{z}/content", None, "404"),
+        ("GET", f"/api/v1/files/{z}/process/status", None, "404"),
+        ("DELETE", f"/api/v1/files/{z}", None, "404"),
+        ("POST", "/api/v1/knowledge/create", {"name": "mine"}, "own"),
+        ("GET", "/api/v1/knowledge/", None, "own"),
+        ("GET", f"/api/v1/knowledge/{k}", None, "404"),
+        ("GET", f"/api/v1/knowledge/{k}/files", None, "404"),
+        ("POST", f"/api/v1/knowledge/{k}/file/add", {"file_id": z}, "404"),
+        ("POST", f"/api/v1/knowledge/{k}/file/remove", {"file_id": z}, "404"),
+        ("DELETE", f"/api/v1/knowledge/{k}/delete", None, "404"),
+        (
+            "POST",
+            "/api/v1/retrieval/query/doc",
+            {"collection_name": f"file-{z}", "query": "zebra"},
+            "404",
+        ),
+        (
+            "POST",
+            "/api/v1/retrieval/query/collection",
+            {"collection_names": [k], "query": "zebra"},
+            "404",
+        ),
+        ("GET", "/ollama/api/tags", None, "own"),
+        ("POST", "/ollama/api/embed", {"model": "llama3.2:3b", "input": ["x"]}, "own"),
+        ("GET", "/api/v1/auths/", None, "own"),
+        ("GET", "/api/v1/auths/api_key", None, "own"),
+    ]
+
+
+def _secrets(world: World) -> list[str]:
+    """Strings of the admin's that must never appear in another user's answer."""
+    return [world.zebra_id, world.knowledge_id, world.admin.id, "Ziggy", "Test KB", "zebra.txt"]
+
+
+BAD_TOKENS = {
+    "none": None,
+    "scheme only": "Bearer",
+    "wrong key": "sk-00000000000000000000000000000000",
+    "garbage": "not-a-token",
+    "foreign jwt": jwt.encode(
+        {"id": "x", "exp": 4102444800}, "another-secret-of-at-least-32-bytes!", algorithm="HS256"
+    ),
+}
+
+
+@pytest.mark.parametrize("token", list(BAD_TOKENS), ids=list(BAD_TOKENS))
+def test_every_route_refuses_missing_or_bad_tokens(world: World, token: str) -> None:
+    value = BAD_TOKENS[token]
+    headers = {}
+    if value == "Bearer":
+        headers = {"Authorization": "Bearer"}
+    elif value is not None:
+        headers = {"Authorization": f"Bearer {value}"}
+    for method, path, body, _ in _routes(world):
+        response = httpx.request(method, world.url + path, headers=headers, json=body, timeout=30)
+        assert response.status_code == 401, (method, path, response.text)
+        assert set(response.json()) == {"detail"}
+        assert not any(s in response.text for s in _secrets(world)), (method, path)
+    upload = httpx.post(
+        f"{world.url}/api/v1/files/", headers=headers, files={"file": ("a.txt", b"a")}
+    )
+    assert upload.status_code == 401
+
+
+@pytest.mark.parametrize("credential", ["key", "token"])
+def test_another_users_objects_are_404_and_never_leak(world: World, credential: str) -> None:
+    bob = world.bob
+    headers = {"Authorization": f"Bearer {getattr(bob, credential)}"}
+    for method, path, body, expect in _routes(world):
+        response = httpx.request(method, world.url + path, headers=headers, json=body, timeout=30)
+        if expect == "404":
+            assert response.status_code == 404, (method, path, response.text)
+        elif path == "/api/v1/auths/" and credential == "key":
+            assert response.status_code == 403  # an API key is not a human session
+        else:
+            assert response.status_code == 200, (method, path, response.text)
+        assert not any(s in response.text for s in _secrets(world)), (method, path)
+    # Nothing of the admin's was touched by those calls.
+    admin = world.admin.headers
+    assert httpx.get(f"{world.url}/api/v1/files/{world.zebra_id}", headers=admin).status_code == 200
+    files = httpx.get(f"{world.url}/api/v1/knowledge/{world.knowledge_id}/files", headers=admin)
+    assert world.zebra_id in {f["id"] for f in files.json()["items"]}
+
+
+def test_admin_sees_other_users_files(world: World) -> None:
+    mine = httpx.post(
+        f"{world.url}/api/v1/files/",
+        headers=world.bob.headers,
+        files={"file": ("bob.txt", b"Bob's note.\n", "text/plain")},
+    ).json()
+    as_admin = httpx.get(f"{world.url}/api/v1/files/{mine['id']}", headers=world.admin.headers)
+    assert as_admin.status_code == 200
+
+
+def test_signup_rules_and_signin(world: World) -> None:
+    url = world.url
+    duplicate = httpx.post(
+        f"{url}/api/v1/auths/signup",
+        json={"name": "A", "email": "admin@example.com", "password": "x"},
+    )
+    assert duplicate.status_code == 400
+    wrong = httpx.post(
+        f"{url}/api/v1/auths/signin", json={"email": "admin@example.com", "password": "nope"}
+    )
+    assert wrong.status_code == 400
+    ok = httpx.post(
+        f"{url}/api/v1/auths/signin",
+        json={"email": "Admin@Example.com", "password": "pw-123456"},
+    ).json()
+    assert ok["role"] == "admin" and ok["token_type"] == "Bearer"
+    me = httpx.get(f"{url}/api/v1/auths/", headers={"Authorization": f"Bearer {ok['token']}"})
+    assert me.json()["email"] == "admin@example.com"
+
+
+def test_api_keys_rotate_and_revoke(world: World) -> None:
+    url = world.url
+    answer = httpx.post(
+        f"{url}/api/v1/auths/signup",
+        json={"name": "Carol", "email": "carol@example.com", "password": "pw"},
+    ).json()
+    assert answer["role"] == "user"
+    session = {"Authorization": f"Bearer {answer['token']}"}
+    first = httpx.post(f"{url}/api/v1/auths/api_key", headers=session).json()["api_key"]
+    second = httpx.post(f"{url}/api/v1/auths/api_key", headers=session).json()["api_key"]
+    assert first != second and second.startswith("sk-")
+    shown = httpx.get(f"{url}/api/v1/auths/api_key", headers=session).json()["api_key"]
+    assert second.startswith(shown.rstrip("…")) and shown != second  # stored hashed
+    old = httpx.get(f"{url}/api/models", headers={"Authorization": f"Bearer {first}"})
+    assert old.status_code == 401
+    assert httpx.delete(f"{url}/api/v1/auths/api_key", headers=session).json() is True
+    revoked = httpx.get(f"{url}/api/models", headers={"Authorization": f"Bearer {second}"})
+    assert revoked.status_code == 401
+
+
+def test_signup_is_closed_unless_enabled(tmp_path) -> None:
+    from rag_pipeline.server import ServerSettings
+
+    from .harness import live_server
+
+    with live_server(ServerSettings(data_dir=tmp_path)) as server:
+        first = server.signup("Root", "root@example.com")
+        assert first["role"] == "admin"
+        second = httpx.post(
+            f"{server.url}/api/v1/auths/signup",
+            json={"name": "Eve", "email": "eve@example.com", "password": "pw"},
+        )
+        assert second.status_code == 403

@@ -1,0 +1,164 @@
+"""Files and knowledge: background processing, status, vector copies, removal and limits."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from .conftest import FALCON, World, upload_text
+from .harness import wait_processed
+
+
+def _store(world: World):
+    return world.server.app.state.pipeline.store
+
+
+def test_upload_answers_pending_then_completes_with_content(world: World) -> None:
+    uploaded = upload_text(world.url, world.admin.key, "ziggy.txt", "Ziggy likes jazz.\n")
+    assert uploaded["data"] == {"status": "pending"}
+    assert uploaded["meta"]["size"] == len("Ziggy likes jazz.\n")
+    assert wait_processed(world.url, world.admin.key, uploaded["id"])["status"] == "completed"
+    got = httpx.get(f"{world.url}/api/v1/files/{uploaded['id']}", headers=world.admin.headers)
+    body = got.json()
+    assert body["data"]["content"] == "Ziggy likes jazz."
+    assert body["meta"]["collection_name"] == f"file-{uploaded['id']}"
+    assert _store(world).count(f"file-{uploaded['id']}") == 1
+
+
+def test_status_stream_sends_events_until_done(world: World) -> None:
+    uploaded = upload_text(world.url, world.admin.key, "stream.md", FALCON.replace("42", "43"))
+    with httpx.stream(
+        "GET",
+        f"{world.url}/api/v1/files/{uploaded['id']}/process/status",
+        params={"stream": "true"},
+        headers=world.admin.headers,
+        timeout=60,
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+    assert events[-1] == {"status": "completed"}
+    assert all(e["status"] in ("pending", "processing", "completed") for e in events)
+
+
+def test_unreadable_file_fails_with_a_named_error(world: World) -> None:
+    response = httpx.post(
+        f"{world.url}/api/v1/files/",
+        headers=world.admin.headers,
+        files={"file": ("broken.pdf", b"this is not a pdf", "application/pdf")},
+    )
+    status = wait_processed(world.url, world.admin.key, response.json()["id"])
+    assert status["status"] == "failed"
+    assert "pdf" in status["error"].lower()
+
+
+def test_too_large_upload_is_413(world: World) -> None:
+    response = httpx.post(
+        f"{world.url}/api/v1/files/",
+        headers=world.admin.headers,
+        files={"file": ("big.txt", b"x" * 200_001, "text/plain")},
+    )
+    assert response.status_code == 413
+    assert not any(
+        f["filename"] == "big.txt"
+        for f in httpx.get(f"{world.url}/api/v1/files/", headers=world.admin.headers).json()[
+            "items"
+        ]
+    )
+
+
+def test_upload_names_cannot_escape_the_upload_folder(world: World) -> None:
+    uploaded = upload_text(world.url, world.admin.key, "../../evil.txt", "evil\n")
+    assert uploaded["filename"] == "evil.txt"
+    upload_dir = world.server.settings.upload_dir.resolve()
+    assert uploaded["path"].startswith(str(upload_dir))
+
+
+def test_knowledge_copies_vectors_without_reembedding_and_dedupes(world: World) -> None:
+    headers = world.admin.headers
+    knowledge = httpx.post(
+        f"{world.url}/api/v1/knowledge/create", headers=headers, json={"name": "Copy"}
+    ).json()
+    store = _store(world)
+    before = {
+        i: v for i, _, v in store.scroll_payloads(f"file-{world.zebra_id}", None, with_vectors=True)
+    }
+    for _ in range(2):
+        added = httpx.post(
+            f"{world.url}/api/v1/knowledge/{knowledge['id']}/file/add",
+            headers=headers,
+            json={"file_id": world.zebra_id},
+        ).json()
+    assert [f["id"] for f in added["files"]] == [world.zebra_id]
+    copied = list(store.scroll_payloads(knowledge["id"], None, with_vectors=True))
+    assert len(copied) == len(before)  # adding twice duplicates nothing
+    # Same vectors as the file's own collection: copied, not re-embedded.
+    assert sorted(v["dense"].tolist() for _, _, v in copied) == sorted(
+        v["dense"].tolist() for v in before.values()
+    )
+    assert copied[0][1]["file_id"] == world.zebra_id
+    removed = httpx.post(
+        f"{world.url}/api/v1/knowledge/{knowledge['id']}/file/remove",
+        headers=headers,
+        json={"file_id": world.zebra_id},
+    ).json()
+    assert removed["files"] == []
+    assert store.count(knowledge["id"]) == 0
+    deleted = httpx.delete(
+        f"{world.url}/api/v1/knowledge/{knowledge['id']}/delete", headers=headers
+    )
+    assert deleted.json() is True
+    assert store.collection_info(knowledge["id"]) is None
+
+
+def test_file_added_while_processing_is_copied_when_done(world: World) -> None:
+    headers = world.admin.headers
+    knowledge = httpx.post(
+        f"{world.url}/api/v1/knowledge/create", headers=headers, json={"name": "Early"}
+    ).json()
+    uploaded = upload_text(world.url, world.admin.key, "early.txt", "Early birds sing at 5am.\n")
+    httpx.post(
+        f"{world.url}/api/v1/knowledge/{knowledge['id']}/file/add",
+        headers=headers,
+        json={"file_id": uploaded["id"]},
+    ).raise_for_status()
+    assert wait_processed(world.url, world.admin.key, uploaded["id"])["status"] == "completed"
+    hits = httpx.post(
+        f"{world.url}/api/v1/retrieval/query/collection",
+        headers=headers,
+        json={"collection_names": [knowledge["id"]], "query": "when do birds sing", "k": 3},
+    ).json()
+    assert hits["documents"] == [["Early birds sing at 5am."]]
+
+
+def test_deleting_a_file_removes_its_vectors_everywhere(world: World) -> None:
+    headers = world.admin.headers
+    uploaded = upload_text(world.url, world.admin.key, "gone.txt", "The gnu is gone.\n")
+    assert wait_processed(world.url, world.admin.key, uploaded["id"])["status"] == "completed"
+    add = f"{world.url}/api/v1/knowledge/{world.knowledge_id}/file/add"
+    httpx.post(add, headers=headers, json={"file_id": uploaded["id"]}).raise_for_status()
+    store = _store(world)
+    in_kb = [p for _, p, _ in store.scroll_payloads(world.knowledge_id, ["file_id"])]
+    assert {"file_id": uploaded["id"]} in in_kb
+    response = httpx.delete(f"{world.url}/api/v1/files/{uploaded['id']}", headers=headers)
+    assert response.status_code == 200
+    in_kb = [p for _, p, _ in store.scroll_payloads(world.knowledge_id, ["file_id"])]
+    assert {"file_id": uploaded["id"]} not in in_kb
+    assert store.collection_info(f"file-{uploaded['id']}") is None
+    gone = httpx.get(f"{world.url}/api/v1/files/{uploaded['id']}", headers=headers)
+    assert gone.status_code == 404
+
+
+def test_retrieval_query_doc_returns_the_chunk(world: World) -> None:
+    answer = httpx.post(
+        f"{world.url}/api/v1/retrieval/query/doc",
+        headers=world.admin.headers,
+        json={
+            "collection_name": f"file-{world.zebra_id}",
+            "query": "What does the zebra eat?",
+            "k": 2,
+        },
+    ).json()
+    assert set(answer) == {"ids", "documents", "metadatas", "distances"}
+    assert "7 apples" in answer["documents"][0][0]
+    assert answer["metadatas"][0][0]["file_id"] == world.zebra_id
