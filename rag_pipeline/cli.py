@@ -266,22 +266,29 @@ def eval_(
                 data = data.subset(sample, distractors)
         else:
             raise ConfigError("give a BEIR dataset folder, or --knowledge with --queries/--qrels")
+        index_info = None
         with _pipeline(settings) as pipeline:
             if not knowledge:
-                _, index_report = index_dataset(pipeline, data)
+                collection, index_report = index_dataset(pipeline, data)
                 if index_report.errors:
                     typer.echo(f"warning: {len(index_report.errors)} documents failed", err=True)
+                index_info = {
+                    "documents": len(data.corpus),
+                    "chunks": pipeline.store.count(collection),
+                    "chunks_added": index_report.chunks_added,
+                    "seconds": round(index_report.seconds, 1),
+                }
             runs = evaluate_modes(pipeline, data, modes, top_k=top_k, knowledge_id=knowledge)  # type: ignore[arg-type]
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     except RagError as exc:
         raise _fail(str(exc), EXIT_PARTIAL) from exc
     if report is not None:
-        paths = write_report(report, data, runs)
+        paths = write_report(report, data, runs, index_info)
         if not as_json:
             typer.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
     if as_json:
-        typer.echo(json.dumps(results_dict(data, runs), ensure_ascii=False))
+        typer.echo(json.dumps(results_dict(data, runs, index_info), ensure_ascii=False))
     else:
         print_table(data, runs)
 

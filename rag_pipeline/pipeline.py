@@ -149,6 +149,7 @@ class Pipeline:
             sparse_encoder=self.sparse_encoder,
             mode=mode or self.settings.search_mode,
             fusion=self.settings.fusion,
+            min_similarity=self.settings.relevance_threshold,
         )
 
     def query(

@@ -40,6 +40,9 @@ class Hit:
     text: str
     source: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Cosine similarity of query and chunk, when known: ``score`` is on the search mode's
+    # own scale (fused scores say nothing absolute), this one is comparable across queries.
+    similarity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape used by ``rag query --json``."""

@@ -12,13 +12,15 @@ from rag_pipeline.evaluation.metrics import METRICS
 from rag_pipeline.evaluation.runner import EvalRun
 
 
-def results_dict(dataset: Dataset, runs: Sequence[EvalRun]) -> dict[str, Any]:
-    """Return the JSON shape of ``rag eval --json``."""
-    return {
-        "dataset": dataset.name,
-        "split": dataset.split,
-        "runs": [run.to_dict() for run in runs],
-    }
+def results_dict(
+    dataset: Dataset, runs: Sequence[EvalRun], index: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Return the JSON shape of ``rag eval --json`` (``index``: what indexing cost, if run)."""
+    data: dict[str, Any] = {"dataset": dataset.name, "split": dataset.split}
+    if index is not None:
+        data["index"] = index
+    data["runs"] = [run.to_dict() for run in runs]
+    return data
 
 
 def markdown_table(runs: Sequence[EvalRun]) -> str:
@@ -59,11 +61,16 @@ def print_table(dataset: Dataset, runs: Sequence[EvalRun]) -> None:
     Console().print(table)
 
 
-def write_report(folder: str | Path, dataset: Dataset, runs: Sequence[EvalRun]) -> list[Path]:
+def write_report(
+    folder: str | Path,
+    dataset: Dataset,
+    runs: Sequence[EvalRun],
+    index: dict[str, Any] | None = None,
+) -> list[Path]:
     """Write results.json, results.md and recall.png into ``folder``; return the paths."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    data = results_dict(dataset, runs)
+    data = results_dict(dataset, runs, index)
     json_path = out / "results.json"
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path = out / "results.md"
@@ -73,6 +80,7 @@ def write_report(folder: str | Path, dataset: Dataset, runs: Sequence[EvalRun]) 
         f"{runs[0].queries} queries, {len(dataset.corpus) or 'knowledge base'} documents; "
         f"model `{settings.get('model')}`, chunks {settings.get('chunk_size')}/"
         f"{settings.get('chunk_overlap')} tokens.\n\n"
+        + _index_line(index)
         + markdown_table(runs)
         + "\n\n![recall@k](recall.png)\n",
         encoding="utf-8",
@@ -80,6 +88,18 @@ def write_report(folder: str | Path, dataset: Dataset, runs: Sequence[EvalRun]) 
     png_path = out / "recall.png"
     plot_recall(runs, png_path, title=f"{dataset.name} ({dataset.split})")
     return [json_path, md_path, png_path]
+
+
+def _index_line(index: dict[str, Any] | None) -> str:
+    if not index:
+        return ""
+    if index["chunks_added"] == 0:
+        return f"Index reused: {index['chunks']} chunks already stored.\n\n"
+    return (
+        f"Indexing: {index['documents']} documents → {index['chunks_added']} chunks in "
+        f"{index['seconds']:.0f} s ({index['documents'] / max(index['seconds'], 1e-9):.1f} "
+        "documents/s).\n\n"
+    )
 
 
 def plot_recall(runs: Sequence[EvalRun], path: Path, title: str) -> None:

@@ -116,6 +116,8 @@ def run_mode(
 ) -> EvalRun:
     """Run every query in one mode and score the ranking."""
     retriever = pipeline.retriever(mode)
+    # Ranking metrics judge the whole ranking; a relevance cut would only hide its tail.
+    retriever.min_similarity = None
     chunk_level = any("#" in d for judged in dataset.qrels.values() for d in judged)
     # Several chunks of one document can rank high; ask for more so top_k documents remain.
     chunks = min(top_k * 3, 1000)

@@ -88,6 +88,7 @@ class PromptBuilder:
                     "heading_path": hit.metadata.get("heading_path"),
                     "knowledge_id": hit.metadata.get("knowledge_id"),
                     "score": hit.score,
+                    "similarity": hit.similarity,
                 }
             )
         return "\n".join(blocks), sources
@@ -107,6 +108,10 @@ class PromptBuilder:
         if last_user is None:
             raise ConfigError("the chat has no user message to answer")
         chosen = self.select(hits)
+        if not chosen:
+            # Nothing relevant: send the chat as it is, as Open WebUI does, rather than a
+            # template that tells the model to answer from an empty context.
+            return ChatPayload(model=model, messages=messages, sources=[])
         context, sources = self.context(chosen)
         query = messages[last_user].get("content", "")
         if isinstance(query, list):

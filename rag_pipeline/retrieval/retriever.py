@@ -23,7 +23,7 @@ class Retriever:
         mode: SearchMode = "dense",
         fusion: Fusion = "dbsf",
         candidates: int = 100,
-        score_threshold: float | None = None,
+        min_similarity: float | None = None,
     ) -> None:
         if mode not in ("dense", "sparse", "hybrid"):
             raise ConfigError(f"unknown search mode {mode!r}: use dense, sparse or hybrid")
@@ -32,7 +32,9 @@ class Retriever:
         self.mode = mode
         self.fusion = fusion
         self.candidates = candidates
-        self.score_threshold = score_threshold
+        # Cosine similarity, not ``Hit.score``: fused scores are normalised per query, so
+        # only the similarity can tell an off-topic query (benchmarks/threshold_topk.py).
+        self.min_similarity = min_similarity or None
         self.sparse_encoder = sparse_encoder
 
     def search(
@@ -70,10 +72,12 @@ class Retriever:
                 mode=mode,
                 candidates=max(self.candidates, top_k),
                 fusion=self.fusion,
+                with_similarity=self.min_similarity is not None,
             ):
                 hit.metadata.setdefault("knowledge_id", info.name)
                 hits.append(hit)
         hits.sort(key=lambda h: h.score, reverse=True)
-        if self.score_threshold is not None:
-            hits = [h for h in hits if h.score >= self.score_threshold]
+        if self.min_similarity is not None:
+            # Sparse-only hits carry no similarity; the threshold does not judge them.
+            hits = [h for h in hits if h.similarity is None or h.similarity >= self.min_similarity]
         return hits[:top_k]

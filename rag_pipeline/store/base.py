@@ -120,8 +120,13 @@ class VectorStore(Protocol):
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        with_similarity: bool = False,
     ) -> list[Hit]:
-        """Return the best points for a query, fused in the engine for ``hybrid``."""
+        """Return the best points for a query, fused in the engine for ``hybrid``.
+
+        ``with_similarity`` fills ``Hit.similarity`` (dense cosine) where a dense query is
+        given, in the same round trip.
+        """
         ...
 
     def count(self, name: str) -> int:
@@ -133,9 +138,28 @@ class VectorStore(Protocol):
         ...
 
 
-def hit_from_payload(point_id: str, score: float, payload: dict[str, Any]) -> Hit:
+def hit_from_payload(
+    point_id: str, score: float, payload: dict[str, Any], similarity: float | None = None
+) -> Hit:
     """Build a Hit from a stored payload."""
     payload = dict(payload)
     text = payload.pop("text", "")
     source = payload.pop("source", "")
-    return Hit(id=str(point_id), score=float(score), text=text, source=source, metadata=payload)
+    return Hit(
+        id=str(point_id),
+        score=float(score),
+        text=text,
+        source=source,
+        metadata=payload,
+        similarity=similarity,
+    )
+
+
+def cosine(stored: Any, query: np.ndarray) -> float | None:
+    """Cosine similarity of a stored dense vector and a query vector (None if absent)."""
+    if stored is None:
+        return None
+    a = np.asarray(stored, dtype=np.float32)
+    b = np.asarray(query, dtype=np.float32)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm else 0.0

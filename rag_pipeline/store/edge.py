@@ -22,6 +22,7 @@ from rag_pipeline.store.base import (
     SparseVector,
     StoredPoint,
     check_model,
+    cosine,
     hit_from_payload,
     validate_collection_name,
 )
@@ -181,6 +182,7 @@ class EdgeStore:
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        with_similarity: bool = False,
     ) -> list[Hit]:
         qe = self._qe
         shard = self._shard(name)
@@ -208,14 +210,29 @@ class EdgeStore:
                 ],
                 query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 with_payload=True,
+                with_vector=[DENSE] if with_similarity else None,
             )
-        else:
-            query = sparse_query if mode == "sparse" else dense_query
-            if query is None:
-                return []
-            request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
+            points = shard.query(request)
+            return [
+                hit_from_payload(
+                    str(p.id),
+                    p.score,
+                    p.payload or {},
+                    cosine((p.vector or {}).get(DENSE), dense) if with_similarity else None,
+                )
+                for p in points
+            ]
+        query = sparse_query if mode == "sparse" else dense_query
+        if query is None:
+            return []
+        request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
         points = shard.query(request)
-        return [hit_from_payload(str(p.id), p.score, p.payload or {}) for p in points]
+        # A dense search already scores by cosine similarity.
+        known = with_similarity and mode != "sparse"
+        return [
+            hit_from_payload(str(p.id), p.score, p.payload or {}, p.score if known else None)
+            for p in points
+        ]
 
     def count(self, name: str) -> int:
         return int(self._shard(name).count(self._qe.CountRequest(exact=True)))

@@ -18,6 +18,7 @@ from rag_pipeline.store.base import (
     SparseVector,
     StoredPoint,
     check_model,
+    cosine,
     hit_from_payload,
     validate_collection_name,
 )
@@ -158,6 +159,7 @@ class QdrantStore:
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        with_similarity: bool = False,
     ) -> list[Hit]:
         m = self._models
         flt = self._filter(where)
@@ -179,24 +181,42 @@ class QdrantStore:
                 ),
                 limit=limit,
                 with_payload=True,
+                with_vectors=[DENSE] if with_similarity else False,
             )
-        else:
-            use_sparse = mode == "sparse"
-            query = sparse_query if use_sparse else dense_query
-            if query is None:
-                return []
-            response = self._client.query_points(
-                name,
-                query=query,
-                using=SPARSE if use_sparse else DENSE,
-                query_filter=flt,
-                limit=limit,
-                with_payload=True,
-            )
-        return [hit_from_payload(str(p.id), p.score, p.payload or {}) for p in response.points]
+            return [
+                hit_from_payload(
+                    str(p.id),
+                    p.score,
+                    p.payload or {},
+                    cosine(_dense_of(p.vector), dense) if with_similarity else None,
+                )
+                for p in response.points
+            ]
+        use_sparse = mode == "sparse"
+        query = sparse_query if use_sparse else dense_query
+        if query is None:
+            return []
+        response = self._client.query_points(
+            name,
+            query=query,
+            using=SPARSE if use_sparse else DENSE,
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+        )
+        # A dense search already scores by cosine similarity.
+        known = with_similarity and not use_sparse
+        return [
+            hit_from_payload(str(p.id), p.score, p.payload or {}, p.score if known else None)
+            for p in response.points
+        ]
 
     def count(self, name: str) -> int:
         return int(self._client.count(name, exact=True).count)
 
     def close(self) -> None:
         self._client.close()
+
+
+def _dense_of(vector: Any) -> Any:
+    return vector.get(DENSE) if isinstance(vector, dict) else None

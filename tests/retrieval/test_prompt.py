@@ -79,3 +79,10 @@ def test_names_are_escaped_and_errors_are_clear() -> None:
         PromptBuilder().build("m", [{"role": "system", "content": "s"}], [])
     with pytest.raises(ConfigError, match="placeholders"):
         PromptBuilder(template="no placeholders")
+
+
+def test_no_relevant_chunks_leaves_the_chat_as_it_was() -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    payload = PromptBuilder().build("m", messages, [])
+    assert payload.messages == messages
+    assert payload.sources == []

