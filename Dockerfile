@@ -10,7 +10,7 @@ WORKDIR /app
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md LICENSE ./
 COPY rag_pipeline ./rag_pipeline
-RUN pip install . && useradd --create-home --uid 1000 rag && mkdir -p /data && chown rag /data
+RUN pip install ".[postgres]" && useradd --create-home --uid 1000 rag && mkdir -p /data && chown rag /data
 
 USER rag
 VOLUME ["/data"]

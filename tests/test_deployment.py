@@ -34,7 +34,7 @@ def test_every_rag_variable_in_compose_is_a_setting() -> None:
 def test_dockerfile_installs_cpu_torch_before_the_package() -> None:
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     torch = next(i for i, line in enumerate(lines) if "torch==" in line)
-    package = next(i for i, line in enumerate(lines) if "pip install ." in line)
+    package = next(i for i, line in enumerate(lines) if 'pip install ".[postgres]"' in line)
     assert "whl/cpu" in lines[torch]
     assert torch < package
 
