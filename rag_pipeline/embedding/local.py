@@ -38,7 +38,7 @@ class LocalEmbedder:
         self,
         model: str = DEFAULT_LOCAL_MODEL,
         *,
-        batch_size: int = 32,
+        batch_size: int = 8,
         device: str | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,

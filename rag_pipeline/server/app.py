@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +21,15 @@ from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
 from rag_pipeline.server.routes import auths, chat, files, knowledge, ollama, retrieval
 from rag_pipeline.server.settings import ServerSettings
 from rag_pipeline.server.upstream import Upstreams
+
+log = logging.getLogger(__name__)
+
+
+def _warm_up(pipeline: Pipeline) -> None:
+    try:
+        pipeline.warm_up()
+    except Exception as exc:  # reported again, to the caller, on first real use
+        log.warning("embedding model not ready: %s", exc)
 
 
 def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -43,6 +54,11 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state.processor = FileProcessor(state.db, state.pipeline)
         state.worker = ProcessingWorker(state.db, state.processor, settings.processing_workers)
         state.worker.start()
+        # The model loads in the background (seconds): health answers at once, and the
+        # first upload or query finds it ready instead of paying for it.
+        threading.Thread(
+            target=_warm_up, args=(state.pipeline,), name="rag-warm-up", daemon=True
+        ).start()
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -155,3 +156,16 @@ def test_restart_resumes_unfinished_processing(tmp_path: Path, local_embedder) -
                 headers={"Authorization": f"Bearer {key}"},
             ).json()
             assert got["data"]["content"].startswith("The zebra named Ziggy")
+
+
+def test_startup_loads_the_embedding_model_before_any_request(tmp_path: Path) -> None:
+    from rag_pipeline.embedding.local import LocalEmbedder
+
+    fresh = LocalEmbedder()
+    settings = ServerSettings(data_dir=tmp_path)
+    with Pipeline(settings, embedder=fresh) as pipeline, live_server(settings, pipeline) as server:
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        deadline = time.monotonic() + 120
+        while fresh._model is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fresh._model is not None

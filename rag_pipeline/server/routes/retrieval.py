@@ -116,7 +116,7 @@ def embedding_config(request: Request, user: CurrentUser) -> dict[str, Any]:
         "status": True,
         "RAG_EMBEDDING_ENGINE": engine,
         "RAG_EMBEDDING_MODEL": request.app.state.pipeline.embedder.model_name,
-        "RAG_EMBEDDING_BATCH_SIZE": settings.embedding_batch_size,
+        "RAG_EMBEDDING_BATCH_SIZE": settings.effective_batch_size,
         "ENABLE_ASYNC_EMBEDDING": True,
         "RAG_EMBEDDING_CONCURRENT_REQUESTS": settings.embedding_concurrency,
         "openai_config": {"url": base if engine == "openai" else "", "key": ""},
