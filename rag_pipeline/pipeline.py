@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rag_pipeline.chunking.splitter import Chunker
@@ -16,7 +16,7 @@ from rag_pipeline.retrieval.prompt import PromptBuilder
 from rag_pipeline.retrieval.retriever import Retriever
 from rag_pipeline.settings import Settings
 from rag_pipeline.store.base import SearchMode, VectorStore, validate_collection_name
-from rag_pipeline.types import ChatPayload, Hit
+from rag_pipeline.types import ChatPayload, Document, Hit
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -145,15 +145,32 @@ class Pipeline:
     ) -> IndexReport:
         """Index a folder or file into a knowledge collection, re-embedding only changes."""
         validate_collection_name(knowledge_id)
-        indexer = Indexer(
+        return self._indexer().index(
+            path, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
+        )
+
+    def index_documents(
+        self,
+        items: Iterable[tuple[str, Sequence[Document]]],
+        knowledge_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        prune: bool = False,
+        extra_payload: dict[str, Any] | None = None,
+    ) -> IndexReport:
+        """Index already-extracted ``(source, documents)`` items, re-embedding only changes."""
+        validate_collection_name(knowledge_id)
+        return self._indexer().index_documents(
+            items, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
+        )
+
+    def _indexer(self) -> Indexer:
+        return Indexer(
             self.store,
             self.embedder,
             self.chunker,
             sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
-        )
-        return indexer.index(
-            path, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
         )
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:

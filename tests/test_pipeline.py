@@ -57,3 +57,25 @@ def test_warm_up_leaves_remote_embedders_alone(tmp_path: Path) -> None:
     )
     with Pipeline(settings) as pipeline:
         pipeline.warm_up()
+
+
+def test_index_documents_indexes_extracted_text_once(tmp_path: Path) -> None:
+    from rag_pipeline.types import Document
+
+    def doc(source: str, text: str) -> tuple[str, list[Document]]:
+        meta = {"source": source, "title": source, "content_type": "text/plain"}
+        return source, [Document(text=text, metadata=meta)]
+
+    items = [
+        doc("otters.txt", "Sea otters hold hands while they sleep so they do not drift apart."),
+        doc("kilns.txt", "A pottery kiln reaches about 1200 degrees Celsius for stoneware."),
+    ]
+    with Pipeline(Settings(data_dir=tmp_path)) as pipeline:
+        first = pipeline.index_documents(items, "notes", extra_payload={"batch": "one"})
+        assert sorted(first.added) == ["kilns.txt", "otters.txt"]
+        hits = pipeline.query("how hot does a kiln get?", "notes", top_k=1)
+        assert hits[0].source == "kilns.txt"
+        assert hits[0].metadata["batch"] == "one"
+        again = pipeline.index_documents(items, "notes")
+        assert sorted(again.skipped) == ["kilns.txt", "otters.txt"]
+        assert again.chunks_added == 0
