@@ -75,11 +75,14 @@ def write_report(
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path = out / "results.md"
     settings = runs[0].settings
+    fusion = next((r.settings["fusion"] for r in runs if "fusion" in r.settings), None)
     md_path.write_text(
         f"# Retrieval evaluation: {dataset.name} ({dataset.split})\n\n"
         f"{runs[0].queries} queries, {len(dataset.corpus) or 'knowledge base'} documents; "
         f"model `{settings.get('model')}`, chunks {settings.get('chunk_size')}/"
-        f"{settings.get('chunk_overlap')} tokens.\n\n"
+        f"{settings.get('chunk_overlap')} tokens"
+        + (f"; hybrid fusion {fusion.upper()}" if fusion else "")
+        + ".\n\n"
         + _index_line(index)
         + markdown_table(runs)
         + "\n\n![recall@k](recall.png)\n",

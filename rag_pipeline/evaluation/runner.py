@@ -134,7 +134,11 @@ def run_mode(
     latencies.sort()
     return EvalRun(
         mode=mode,
-        settings={**index_settings(pipeline), "top_k": top_k},
+        settings={
+            **index_settings(pipeline),
+            "top_k": top_k,
+            **({"fusion": pipeline.settings.fusion} if mode == "hybrid" else {}),
+        },
         metrics=evaluate(dataset.qrels, run),
         recall_curve=recall_curve(dataset.qrels, run),
         seconds=seconds,

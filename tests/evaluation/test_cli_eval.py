@@ -64,3 +64,20 @@ def test_eval_without_a_dataset_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["eval"])
     assert result.exit_code == 2
     assert "BEIR" in result.output
+
+
+def test_hybrid_runs_name_their_fusion(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RAG_FUSION", "rrf")
+    args = ["eval", str(toy), "--mode", "dense", "--mode", "hybrid", "--top-k", "4", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    dense, hybrid = json.loads(result.stdout)["runs"]
+    assert hybrid["settings"]["fusion"] == "rrf"
+    assert "fusion" not in dense["settings"]
+    report = tmp_path / "report"
+    again = CliRunner().invoke(app, [*args, "--report", str(report)])
+    assert again.exit_code == 0, again.output
+    assert "hybrid fusion RRF" in (report / "results.md").read_text()
