@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +33,26 @@ from rag_pipeline.types import Hit
 _META = "collection.json"
 _SHARD = "shard"
 _SCROLL_PAGE = 1024
+# Each open shard runs 8 engine threads and holds its WAL lock; a server with one
+# collection per uploaded file would otherwise keep thousands open (300 open shards
+# measured 2,400 threads). Least recently used shards beyond this are closed.
+MAX_OPEN_COLLECTIONS = 32
 
 
 class EdgeStore:
     """Collections as qdrant-edge shards under one folder."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_open: int = MAX_OPEN_COLLECTIONS) -> None:
         import qdrant_edge
 
+        if max_open < 1:
+            raise StoreError(f"max_open must be >= 1, got {max_open}")
         self._qe = qdrant_edge
         self._root = Path(path)
         self._root.mkdir(parents=True, exist_ok=True)
-        self._shards: dict[str, Any] = {}
+        self._shards: OrderedDict[str, Any] = OrderedDict()  # least recently used first
+        self._in_use: Counter[str] = Counter()
+        self._max_open = max_open
         self._lock = threading.RLock()
 
     def _dir(self, name: str) -> Path:
@@ -54,7 +64,9 @@ class EdgeStore:
             return None
         return json.loads(meta.read_text(encoding="utf-8"))
 
-    def _shard(self, name: str) -> Any:
+    @contextmanager
+    def _use(self, name: str) -> Iterator[Any]:
+        """Open (or reuse) a collection's shard; it is not closed while in use."""
         with self._lock:
             shard = self._shards.get(name)
             if shard is None:
@@ -63,9 +75,36 @@ class EdgeStore:
                 try:
                     shard = self._qe.EdgeShard.load(str(self._dir(name) / _SHARD))
                 except Exception as exc:  # the engine raises plain RuntimeErrors
-                    raise StoreError(f"cannot open collection {name!r}: {exc}") from exc
+                    hint = " (is another process using this data dir?)" if "WAL" in str(exc) else ""
+                    raise StoreError(f"cannot open collection {name!r}: {exc}{hint}") from exc
                 self._shards[name] = shard
-            return shard
+            else:
+                self._shards.move_to_end(name)
+            self._in_use[name] += 1
+        try:
+            yield shard
+        finally:
+            with self._lock:
+                self._in_use[name] -= 1
+                if self._in_use[name] <= 0:
+                    del self._in_use[name]
+                self._evict()
+
+    def _evict(self) -> None:
+        excess = len(self._shards) - self._max_open
+        for name in list(self._shards):
+            if excess <= 0:
+                return
+            if self._in_use.get(name):
+                continue
+            self._shards.pop(name).close()
+            excess -= 1
+
+    @property
+    def open_collections(self) -> list[str]:
+        """Collections whose shards are open now, least recently used first."""
+        with self._lock:
+            return list(self._shards)
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         meta = self._read_meta(name)
@@ -100,6 +139,7 @@ class EdgeStore:
             (folder / _META).write_text(
                 json.dumps({"model": model, "dimension": dimension}), encoding="utf-8"
             )
+            self._evict()
             return CollectionInfo(name=name, model=model, dimension=dimension, points=0)
 
     def list_collections(self) -> list[str]:
@@ -127,22 +167,19 @@ class EdgeStore:
             if point.sparse is not None and point.sparse.indices:
                 vector[SPARSE] = qe.SparseVector(point.sparse.indices, point.sparse.values)
             edge_points.append(qe.Point(point.id, vector, point.payload))
-        shard = self._shard(name)
-        with self._lock:
+        with self._use(name) as shard, self._lock:
             shard.update(qe.UpdateOperation.upsert_points(edge_points))
             shard.flush()
 
     def delete_points(self, name: str, ids: Sequence[str]) -> None:
         if not ids:
             return
-        shard = self._shard(name)
-        with self._lock:
+        with self._use(name) as shard, self._lock:
             shard.update(self._qe.UpdateOperation.delete_points(list(ids)))
             shard.flush()
 
     def delete_where(self, name: str, key: str, value: str) -> None:
-        shard = self._shard(name)
-        with self._lock:
+        with self._use(name) as shard, self._lock:
             shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._match(key, value)))
             shard.flush()
 
@@ -153,18 +190,19 @@ class EdgeStore:
     def scroll_payloads(
         self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
-        shard = self._shard(name)
         offset = None
         with_payload: Any = list(fields) if fields is not None else True
         while True:
-            records, offset = shard.scroll(
-                self._qe.ScrollRequest(
-                    offset=offset,
-                    limit=_SCROLL_PAGE,
-                    with_payload=with_payload,
-                    with_vector=with_vectors,
+            # Held per page, not across the consumer's work between pages.
+            with self._use(name) as shard:
+                records, offset = shard.scroll(
+                    self._qe.ScrollRequest(
+                        offset=offset,
+                        limit=_SCROLL_PAGE,
+                        with_payload=with_payload,
+                        with_vector=with_vectors,
+                    )
                 )
-            )
             for record in records:
                 vectors = _plain_vectors(record.vector) if with_vectors else None
                 yield str(record.id), dict(record.payload or {}), vectors
@@ -185,7 +223,6 @@ class EdgeStore:
         with_similarity: bool = False,
     ) -> list[Hit]:
         qe = self._qe
-        shard = self._shard(name)
         flt = None
         if where:
             flt = qe.Filter(
@@ -212,7 +249,8 @@ class EdgeStore:
                 with_payload=True,
                 with_vector=[DENSE] if with_similarity else None,
             )
-            points = shard.query(request)
+            with self._use(name) as shard:
+                points = shard.query(request)
             return [
                 hit_from_payload(
                     str(p.id),
@@ -226,7 +264,8 @@ class EdgeStore:
         if query is None:
             return []
         request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
-        points = shard.query(request)
+        with self._use(name) as shard:
+            points = shard.query(request)
         # A dense search already scores by cosine similarity.
         known = with_similarity and mode != "sparse"
         return [
@@ -235,12 +274,13 @@ class EdgeStore:
         ]
 
     def count(self, name: str) -> int:
-        return int(self._shard(name).count(self._qe.CountRequest(exact=True)))
+        with self._use(name) as shard:
+            return int(shard.count(self._qe.CountRequest(exact=True)))
 
     def optimize(self, name: str) -> None:
         """Build the HNSW index of a collection (worth it after a large ingest)."""
-        with self._lock:
-            self._shard(name).optimize()
+        with self._use(name) as shard, self._lock:
+            shard.optimize()
 
     def close(self) -> None:
         with self._lock:

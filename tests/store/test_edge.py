@@ -1,0 +1,87 @@
+"""EdgeStore: a bounded set of open shards, reopened on demand, never closed while in use."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag_pipeline.errors import StoreError
+from rag_pipeline.store import EdgeStore
+
+from .test_congruence import DIM, make_points
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_least_recently_used_shards_are_closed_and_reopened(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path, max_open=3)
+    points = make_points(20)
+    for i in range(8):
+        store.ensure_collection(f"file-{i}", model="m", dimension=DIM)
+        store.upsert(f"file-{i}", points[i * 2 : i * 2 + 2])
+    assert store.open_collections == ["file-5", "file-6", "file-7"]
+    # A closed collection opens again with everything it held.
+    assert store.count("file-0") == 2
+    hits = store.search("file-0", dense=np.asarray(points[0].vector), limit=1)
+    assert hits[0].id == points[0].id
+    assert store.open_collections == ["file-6", "file-7", "file-0"]
+    store.close()
+    # And from a new process's view, too.
+    again = EdgeStore(tmp_path, max_open=2)
+    assert sum(again.count(f"file-{i}") for i in range(8)) == 16
+    assert len(again.open_collections) == 2
+    again.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+def test_open_shards_do_not_pile_up_threads(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path, max_open=4)
+    before = _threads()
+    points = make_points(60)
+    for i in range(30):
+        store.ensure_collection(f"file-{i}", model="m", dimension=DIM)
+        store.upsert(f"file-{i}", points[i * 2 : i * 2 + 2])
+    grown = _threads() - before
+    store.close()
+    # Each open shard runs a handful of engine threads; 30 open would be well over 100.
+    assert grown <= 4 * 12, grown
+
+
+def test_a_shard_in_use_is_not_closed_under_it(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path, max_open=1)
+    points = make_points(40)
+    store.ensure_collection("kb", model="m", dimension=DIM)
+    store.upsert("kb", points)
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for i in range(5):
+                store.ensure_collection(f"other-{i}", model="m", dimension=DIM)
+                store.upsert(f"other-{i}", points[:1])
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    with store._use("kb") as shard:  # what a long search or scroll page holds
+        worker = threading.Thread(target=churn)
+        worker.start()
+        worker.join()
+        assert "kb" in store.open_collections
+        assert shard.count(store._qe.CountRequest(exact=True)) == 40
+    assert not errors
+    # The limit held throughout: the others were closed as soon as they were written.
+    assert store.open_collections == ["kb"]
+    assert [store.count(f"other-{i}") for i in range(5)] == [1] * 5
+    assert len(list(store.scroll_payloads("kb", None, with_vectors=True))) == 40
+    store.close()
+
+
+def test_max_open_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="max_open"):
+        EdgeStore(tmp_path, max_open=0)
