@@ -1,0 +1,114 @@
+"""How the dense and sparse halves should be fused: a study over stored rankings.
+
+Each query's dense and sparse candidate lists (300 chunks each, as `rag eval` asks for)
+are fetched once from an existing index; fusions are then computed here, so many can be
+compared in seconds. The DBSF row reproduces what Qdrant computes (0.7297 against
+`rag eval`'s 0.7296 on SciFact), which validates the harness. `sat(w, h)` is
+cosine + w · s / (s + h) on the raw BM25 score s: a fixed-scale alternative to DBSF's
+per-query normalisation, which lets a sparse list of wrong-language matches count as
+much as a good one.
+
+Run after `rag eval` built the index (same RAG_DATA_DIR and RAG_EMBEDDER):
+  .venv/bin/python benchmarks/fusion_study.py scifact
+  .venv/bin/python benchmarks/fusion_study.py crosslingual   # indexes sample_docs if needed
+Results: benchmarks/results/fusion_study.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from rag_pipeline import Pipeline, Settings
+from rag_pipeline.evaluation.dataset import load_beir, load_knowledge_queries
+from rag_pipeline.evaluation.metrics import evaluate
+from rag_pipeline.evaluation.runner import eval_collection
+
+Lists = dict[str, tuple[float, str]]  # point id -> (score, source)
+Fusion = Callable[[Lists, Lists], dict[str, float]]
+
+
+def dbsf(dense: Lists, sparse: Lists) -> dict[str, float]:
+    def norm(scores: Lists) -> dict[str, float]:
+        values = np.array([v[0] for v in scores.values()])
+        if not len(values):
+            return {}
+        lo, hi = values.mean() - 3 * values.std(), values.mean() + 3 * values.std()
+        return {k: (v[0] - lo) / (hi - lo) if hi > lo else 0.5 for k, v in scores.items()}
+
+    d, s = norm(dense), norm(sparse)
+    return {k: d.get(k, 0.0) + s.get(k, 0.0) for k in d.keys() | s.keys()}
+
+
+def rrf(dense: Lists, sparse: Lists, k: int = 60) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for scores in (dense, sparse):
+        for rank, pid in enumerate(sorted(scores, key=lambda p: -scores[p][0])):
+            out[pid] = out.get(pid, 0.0) + 1 / (k + rank + 1)
+    return out
+
+
+def saturating(weight: float, half: float) -> Fusion:
+    def fuse(dense: Lists, sparse: Lists) -> dict[str, float]:
+        floor = min((v[0] for v in dense.values()), default=0.0)
+        return {
+            k: (dense[k][0] if k in dense else floor)
+            + (weight * sparse[k][0] / (sparse[k][0] + half) if k in sparse else 0.0)
+            for k in dense.keys() | sparse.keys()
+        }
+
+    return fuse
+
+
+def main() -> None:
+    which = sys.argv[1] if len(sys.argv) > 1 else "scifact"
+    pipeline = Pipeline(Settings())
+    if which == "scifact":
+        dataset = load_beir("../shared/data/scifact")
+        collection, depth = eval_collection(dataset, pipeline), 300
+    else:
+        dataset = load_knowledge_queries(
+            "benchmarks/crosslingual/queries.jsonl", "benchmarks/crosslingual/qrels.tsv", which
+        )
+        collection, depth = "sample", 30
+        if pipeline.store.collection_info(collection) is None:
+            pipeline.index("sample_docs", collection)
+    dense_retriever, sparse_retriever = pipeline.retriever("dense"), pipeline.retriever("sparse")
+    lists: dict[str, tuple[Lists, Lists]] = {}
+    for query_id, text in dataset.queries.items():
+        d = dense_retriever.search(text, [collection], top_k=depth)
+        s = sparse_retriever.search(text, [collection], top_k=depth)
+        lists[query_id] = (
+            {h.id: (h.score, h.source) for h in d},
+            {h.id: (h.score, h.source) for h in s},
+        )
+
+    def ndcg(fuse: Fusion) -> float:
+        run = {}
+        for query_id, (dense, sparse) in lists.items():
+            sources = {k: v[1] for k, v in (dense | sparse).items()}
+            ranked = sorted(fuse(dense, sparse).items(), key=lambda kv: -kv[1])
+            docs: dict[str, float] = {}
+            for rank, (pid, _) in enumerate(ranked):
+                docs.setdefault(sources[pid], float(len(ranked) - rank))
+            run[query_id] = docs
+        return evaluate(dataset.qrels, run)["ndcg@10"]
+
+    rows: list[tuple[str, Fusion]] = [
+        ("dense", lambda d, s: {k: v[0] for k, v in d.items()}),
+        ("sparse", lambda d, s: {k: v[0] for k, v in s.items()}),
+        ("DBSF (default)", dbsf),
+        ("RRF k=60", rrf),
+    ]
+    rows += [
+        (f"sat(w={w}, h={h})", saturating(w, h)) for w in (0.5, 1.0, 1.5) for h in (20, 40, 80)
+    ]
+    print(f"| fusion | nDCG@10 ({which}, {pipeline.embedder.model_name}) |\n|---|---|")
+    for name, fuse in rows:
+        print(f"| {name} | {ndcg(fuse):.4f} |")
+
+
+if __name__ == "__main__":
+    main()
