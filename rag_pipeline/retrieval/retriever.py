@@ -72,8 +72,6 @@ class Retriever:
                 mode=mode,
                 candidates=max(self.candidates, top_k),
                 fusion=self.fusion,
-                # Always: hits and sources show it, and fetching k vectors costs no round trip.
-                with_similarity=True,
             ):
                 hit.metadata.setdefault("knowledge_id", info.name)
                 hits.append(hit)

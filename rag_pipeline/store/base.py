@@ -120,12 +120,11 @@ class VectorStore(Protocol):
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
-        with_similarity: bool = False,
     ) -> list[Hit]:
         """Return the best points for a query, fused in the engine for ``hybrid``.
 
-        ``with_similarity`` fills ``Hit.similarity`` (dense cosine) where a dense query is
-        given, in the same round trip.
+        ``Hit.similarity`` (dense cosine) is filled wherever a dense query is given, in the
+        same round trip.
         """
         ...
 

@@ -220,7 +220,6 @@ class EdgeStore:
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
-        with_similarity: bool = False,
     ) -> list[Hit]:
         qe = self._qe
         flt = None
@@ -247,7 +246,7 @@ class EdgeStore:
                 ],
                 query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 with_payload=True,
-                with_vector=[DENSE] if with_similarity else None,
+                with_vector=[DENSE],
             )
             with self._use(name) as shard:
                 points = shard.query(request)
@@ -256,7 +255,7 @@ class EdgeStore:
                     str(p.id),
                     p.score,
                     p.payload or {},
-                    cosine((p.vector or {}).get(DENSE), dense) if with_similarity else None,
+                    cosine((p.vector or {}).get(DENSE), dense),
                 )
                 for p in points
             ]
@@ -267,9 +266,10 @@ class EdgeStore:
         with self._use(name) as shard:
             points = shard.query(request)
         # A dense search already scores by cosine similarity.
-        known = with_similarity and mode != "sparse"
         return [
-            hit_from_payload(str(p.id), p.score, p.payload or {}, p.score if known else None)
+            hit_from_payload(
+                str(p.id), p.score, p.payload or {}, None if mode == "sparse" else p.score
+            )
             for p in points
         ]
 

@@ -159,7 +159,6 @@ class QdrantStore:
         where: dict[str, str] | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
-        with_similarity: bool = False,
     ) -> list[Hit]:
         m = self._models
         flt = self._filter(where)
@@ -181,14 +180,14 @@ class QdrantStore:
                 ),
                 limit=limit,
                 with_payload=True,
-                with_vectors=[DENSE] if with_similarity else False,
+                with_vectors=[DENSE],
             )
             return [
                 hit_from_payload(
                     str(p.id),
                     p.score,
                     p.payload or {},
-                    cosine(_dense_of(p.vector), dense) if with_similarity else None,
+                    cosine(_dense_of(p.vector), dense),
                 )
                 for p in response.points
             ]
@@ -205,9 +204,8 @@ class QdrantStore:
             with_payload=True,
         )
         # A dense search already scores by cosine similarity.
-        known = with_similarity and not use_sparse
         return [
-            hit_from_payload(str(p.id), p.score, p.payload or {}, p.score if known else None)
+            hit_from_payload(str(p.id), p.score, p.payload or {}, None if use_sparse else p.score)
             for p in response.points
         ]
 
