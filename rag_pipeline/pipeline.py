@@ -156,12 +156,18 @@ class Pipeline:
         *,
         progress: ProgressCallback | None = None,
         prune: bool = False,
+        root: str = "documents",
         extra_payload: dict[str, Any] | None = None,
     ) -> IndexReport:
         """Index already-extracted ``(source, documents)`` items, re-embedding only changes."""
         validate_collection_name(knowledge_id)
         return self._indexer().index_documents(
-            items, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
+            items,
+            knowledge_id,
+            progress=progress,
+            prune=prune,
+            root=root,
+            extra_payload=extra_payload,
         )
 
     def _indexer(self) -> Indexer:

@@ -79,16 +79,8 @@ def index_dataset(
     """Index a BEIR corpus once; a second call with the same settings embeds nothing."""
     if not dataset.corpus:
         raise ConfigError(f"dataset {dataset.name!r} has no corpus to index")
-    from rag_pipeline.ingest import Indexer
-
     name = eval_collection(dataset, pipeline)
-    indexer = Indexer(
-        pipeline.store,
-        pipeline.embedder,
-        pipeline.chunker,
-        sparse_encoder=pipeline.sparse_encoder,
-    )
-    report = indexer.index_documents(
+    report = pipeline.index_documents(
         corpus_documents(dataset), name, progress=progress, prune=True, root=dataset.name
     )
     return name, report
