@@ -89,9 +89,6 @@ def index(
 def _index_with_progress(pipeline: Any, path: Path, knowledge: str, prune: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from rag_pipeline.ingest import walk_files
-
-    total = sum(1 for _ in walk_files(path.resolve()))
     with Progress(
         TextColumn("[bold]indexing"),
         BarColumn(),
@@ -100,13 +97,19 @@ def _index_with_progress(pipeline: Any, path: Path, knowledge: str, prune: bool)
         TextColumn("{task.description}"),
         transient=True,
     ) as progress:
-        task = progress.add_task("", total=total)
+        task = progress.add_task("", total=None)
 
         def step(source: str, status: str) -> None:
             if status != "deleted":
                 progress.update(task, advance=1, description=f"{status}: {source}")
 
-        return pipeline.index(path, knowledge, progress=step, prune=prune)
+        return pipeline.index(
+            path,
+            knowledge,
+            progress=step,
+            on_total=lambda total: progress.update(task, total=total),
+            prune=prune,
+        )
 
 
 def _print_report(report: Any) -> None:

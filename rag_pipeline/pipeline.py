@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rag_pipeline.chunking.splitter import Chunker
 from rag_pipeline.embedding.base import Embedder
-from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError
-from rag_pipeline.ingest import Indexer, IndexReport, ProgressCallback
-from rag_pipeline.retrieval.prompt import PromptBuilder
-from rag_pipeline.retrieval.retriever import Retriever
+from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.settings import Settings
 from rag_pipeline.store.base import SearchMode, VectorStore, validate_collection_name
 from rag_pipeline.types import ChatPayload, Document, Hit
+
+if TYPE_CHECKING:
+    from rag_pipeline.chunking.splitter import Chunker
+    from rag_pipeline.embedding.sparse import SparseEncoder
+    from rag_pipeline.ingest import Indexer, SourceItem
+    from rag_pipeline.retrieval.prompt import PromptBuilder
+    from rag_pipeline.retrieval.retriever import Retriever
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -93,14 +96,32 @@ class Pipeline:
         store: VectorStore | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
-        self.prompt_builder = PromptBuilder(context_tokens=self.settings.context_tokens)
+        self._chunker: Chunker | None = None
+        self._prompt_builder: PromptBuilder | None = None
         self._embedder = embedder
         self._store = store
         self._sparse: SparseEncoder | None = None
         # The server touches these from request threads, its worker and a warm-up thread
         # at once; two racing first uses must not load two models or open a store twice.
         self._build_lock = threading.Lock()
+
+    @property
+    def chunker(self) -> Chunker:
+        """The chunker, built on first use (a query never needs one)."""
+        if self._chunker is None:
+            from rag_pipeline.chunking.splitter import Chunker
+
+            self._chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap)
+        return self._chunker
+
+    @property
+    def prompt_builder(self) -> PromptBuilder:
+        """The prompt builder, built on first use."""
+        if self._prompt_builder is None:
+            from rag_pipeline.retrieval.prompt import PromptBuilder
+
+            self._prompt_builder = PromptBuilder(context_tokens=self.settings.context_tokens)
+        return self._prompt_builder
 
     @property
     def embedder(self) -> Embedder:
@@ -117,6 +138,8 @@ class Pipeline:
         if self._sparse is None:
             with self._build_lock:
                 if self._sparse is None:
+                    from rag_pipeline.embedding.sparse import SparseEncoder
+
                     self._sparse = SparseEncoder(self.settings.sparse_language)
         return self._sparse
 
@@ -140,13 +163,40 @@ class Pipeline:
         knowledge_id: str,
         *,
         progress: ProgressCallback | None = None,
+        on_total: Callable[[int], None] | None = None,
         prune: bool = True,
         extra_payload: dict[str, Any] | None = None,
     ) -> IndexReport:
         """Index a folder or file into a knowledge collection, re-embedding only changes."""
         validate_collection_name(knowledge_id)
-        return self._indexer().index(
-            path, knowledge_id, progress=progress, prune=prune, extra_payload=extra_payload
+        return self.indexer().index(
+            path,
+            knowledge_id,
+            progress=progress,
+            on_total=on_total,
+            prune=prune,
+            extra_payload=extra_payload,
+        )
+
+    def index_sources(
+        self,
+        items: Iterable[SourceItem],
+        knowledge_id: str,
+        *,
+        progress: ProgressCallback | None = None,
+        prune: bool = False,
+        root: str = "documents",
+        extra_payload: dict[str, Any] | None = None,
+    ) -> IndexReport:
+        """Index source items (files or extracted text), re-embedding only changes."""
+        validate_collection_name(knowledge_id)
+        return self.indexer().run(
+            items,
+            knowledge_id,
+            root_key=root,
+            prune=prune,
+            progress=progress,
+            extra_payload=extra_payload,
         )
 
     def index_documents(
@@ -160,9 +210,10 @@ class Pipeline:
         extra_payload: dict[str, Any] | None = None,
     ) -> IndexReport:
         """Index already-extracted ``(source, documents)`` items, re-embedding only changes."""
-        validate_collection_name(knowledge_id)
-        return self._indexer().index_documents(
-            items,
+        from rag_pipeline.ingest import SourceItem
+
+        return self.index_sources(
+            (SourceItem.from_documents(source, docs) for source, docs in items),
             knowledge_id,
             progress=progress,
             prune=prune,
@@ -170,17 +221,23 @@ class Pipeline:
             extra_payload=extra_payload,
         )
 
-    def _indexer(self) -> Indexer:
+    def indexer(self) -> Indexer:
+        """Return an indexer over this pipeline's parts."""
+        from rag_pipeline.ingest import Indexer
+
         return Indexer(
             self.store,
             self.embedder,
             self.chunker,
             sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
+            workers=self.settings.workers,
         )
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder."""
+        from rag_pipeline.retrieval.retriever import Retriever
+
         return Retriever(
             self.store,
             self.embedder,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(256, ge=16, description="tokens (cl100k_base) per chunk")
     chunk_overlap: int = Field(32, ge=0)
     max_file_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    workers: int | None = Field(
+        None, ge=0, description="extraction worker processes; unset = one per core, 0 = none"
+    )
 
     top_k: int = Field(5, ge=1)
     relevance_threshold: float | None = Field(

@@ -8,6 +8,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.store.base import SparseVector
@@ -21,8 +22,10 @@ _CJK = (
 _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+(?:['’][^\W_{_CJK}]+)*", re.UNICODE)
 _IS_CJK = re.compile(rf"[{_CJK}]")
 
-# NLTK's stop-word lists ship inside llama-index-core; these are the names it uses.
-_NLTK_LANGUAGES = {
+# Stop-word lists ship as data in this package (see stopwords/README.md), named as NLTK
+# names them.
+_STOPWORDS = Path(__file__).parent / "stopwords"
+NLTK_LANGUAGES = {
     "en": "english",
     "de": "german",
     "fr": "french",
@@ -39,27 +42,22 @@ _NLTK_LANGUAGES = {
 
 
 @functools.cache
+def _word_list(name: str) -> frozenset[str]:
+    text = (_STOPWORDS / f"{name}.txt").read_text(encoding="utf-8")
+    return frozenset(w.strip() for w in text.splitlines() if w.strip())
+
+
 def _stopwords(language: str) -> frozenset[str]:
-    import llama_index.core
-
-    name = _NLTK_LANGUAGES[language]
-    path = Path(llama_index.core.__file__).parent / "_static/nltk_cache/corpora/stopwords" / name
-    return frozenset(w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
+    return _word_list(NLTK_LANGUAGES[language])
 
 
-@functools.cache
 def _cjk_stop_bigrams() -> frozenset[str]:
     # Two-character function words of Japanese and Korean (spaCy's lists): as bigrams
     # they match almost every chunk and only add noise to the score.
-    words: set[str] = set()
-    try:
-        from spacy.lang.ja.stop_words import STOP_WORDS as JA
-        from spacy.lang.ko.stop_words import STOP_WORDS as KO
+    return _word_list("cjk_bigrams")
 
-        words = {w for w in JA | KO if len(w) == 2}
-    except ImportError:
-        pass
-    return frozenset(words)
+
+_MAX_MEMO = 200_000
 
 
 def term_id(term: str) -> int:
@@ -79,9 +77,9 @@ class SparseEncoder:
         avg_len: float = 120.0,
         ngram: int = 2,
     ) -> None:
-        if language not in _NLTK_LANGUAGES:
+        if language not in NLTK_LANGUAGES:
             raise ConfigError(
-                f"sparse language {language!r} not supported; use one of {sorted(_NLTK_LANGUAGES)}"
+                f"sparse language {language!r} not supported; use one of {sorted(NLTK_LANGUAGES)}"
             )
         if not (k1 > 0 and 0 <= b <= 1 and avg_len > 0 and ngram >= 1):
             raise ConfigError("need k1 > 0, 0 <= b <= 1, avg_len > 0 and ngram >= 1")
@@ -89,9 +87,22 @@ class SparseEncoder:
 
         self.language = language
         self.k1, self.b, self.avg_len, self.ngram = k1, b, avg_len, ngram
-        self._stemmer = Stemmer.Stemmer(_NLTK_LANGUAGES[language])
+        self._stemmer = Stemmer.Stemmer(NLTK_LANGUAGES[language])
         self._stop = _stopwords(language)
         self._cjk_stop = _cjk_stop_bigrams()
+        # Term -> id memo: a corpus repeats its vocabulary, and crc32 per term adds up.
+        self._ids: dict[str, int] = {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, to build the same encoder in a worker process."""
+        return {
+            "language": self.language,
+            "k1": self.k1,
+            "b": self.b,
+            "avg_len": self.avg_len,
+            "ngram": self.ngram,
+        }
 
     def tokenize(self, text: str) -> list[str]:
         """Return the index terms of ``text``."""
@@ -124,7 +135,11 @@ class SparseEncoder:
             else:
                 norm = self.k1 * (1 - self.b + self.b * length / self.avg_len)
                 value = tf * (self.k1 + 1) / (tf + norm)
-            key = term_id(term)
+            key = self._ids.get(term)
+            if key is None:
+                if len(self._ids) >= _MAX_MEMO:
+                    self._ids.clear()
+                key = self._ids[term] = term_id(term)
             weights[key] = weights.get(key, 0.0) + value
         indices = sorted(weights)
         return SparseVector(indices, [weights[i] for i in indices])

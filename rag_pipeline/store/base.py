@@ -132,6 +132,10 @@ class VectorStore(Protocol):
         """Return the number of points in a collection."""
         ...
 
+    def flush(self, name: str) -> None:
+        """Persist a collection's segments (writes are already durable in its WAL)."""
+        ...
+
     def close(self) -> None:
         """Release files and connections."""
         ...

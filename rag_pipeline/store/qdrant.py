@@ -212,6 +212,10 @@ class QdrantStore:
     def count(self, name: str) -> int:
         return int(self._client.count(name, exact=True).count)
 
+    def flush(self, name: str) -> None:
+        # A Qdrant server flushes on its own schedule; local mode persists every write.
+        return None
+
     def close(self) -> None:
         self._client.close()
 

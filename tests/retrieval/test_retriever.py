@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag_pipeline import ConfigError, ModelMismatchError, Pipeline, Settings
-from rag_pipeline.ingest import Indexer
+from rag_pipeline.ingest import Indexer, SourceItem
 from rag_pipeline.types import Document
 
 DOCS = {
@@ -21,14 +21,14 @@ DOCS = {
 def pipeline(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> Pipeline:
     data = tmp_path_factory.mktemp("retriever")
     pipeline = Pipeline(Settings(data_dir=data), embedder=local_embedder)
-    items = [(name, [Document(text=text, metadata={})]) for name, text in DOCS.items()]
+    items = [SourceItem.from_documents(n, [Document(text=t, metadata={})]) for n, t in DOCS.items()]
     indexer = Indexer(
         pipeline.store,
         pipeline.embedder,
         pipeline.chunker,
         sparse_encoder=pipeline.sparse_encoder,
     )
-    indexer.index_documents(items, "animals")
+    indexer.run(items, "animals")
     return pipeline
 
 

@@ -1,0 +1,102 @@
+"""The CPU stage of a run: load, chunk and sparse-encode one source, in a worker or inline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rag_pipeline.chunking.splitter import Chunker, embedding_text
+from rag_pipeline.errors import LoaderError, RagError
+from rag_pipeline.ingest.sources import SourceItem
+from rag_pipeline.store.base import SparseVector
+from rag_pipeline.types import Chunk
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareConfig:
+    """How worker processes rebuild the chunker and sparse encoder (plain, picklable data)."""
+
+    chunk_size: int
+    chunk_overlap: int
+    sparse: dict[str, Any] | None
+    max_file_bytes: int | None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One source's chunks, the texts to embed and their sparse vectors, ready to embed."""
+
+    source: str
+    fingerprint: str
+    status: str  # "added" or "updated"
+    chunks: list[Chunk]
+    texts: list[str]
+    sparse: list[SparseVector] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A source that could not be prepared, and why (a value: errors do not stop a run)."""
+
+    source: str
+    reason: str
+
+
+class Preparer:
+    """Turn a source item into chunks, embedding texts and sparse vectors."""
+
+    def __init__(self, chunker: Chunker, sparse_encoder: Any, max_file_bytes: int | None) -> None:
+        self.chunker = chunker
+        self.sparse_encoder = sparse_encoder
+        self.max_file_bytes = max_file_bytes
+
+    @classmethod
+    def from_config(cls, config: PrepareConfig) -> Preparer:
+        """Build one from plain settings (in a worker process)."""
+        sparse = None
+        if config.sparse is not None:
+            from rag_pipeline.embedding.sparse import SparseEncoder
+
+            sparse = SparseEncoder(**config.sparse)
+        return cls(Chunker(config.chunk_size, config.chunk_overlap), sparse, config.max_file_bytes)
+
+    def __call__(self, item: SourceItem, fingerprint: str, status: str) -> Prepared | Failed:
+        try:
+            documents: Any = item.documents
+            if item.path is not None:
+                from rag_pipeline.loaders import load_file
+
+                documents = load_file(item.path, source=item.source, max_bytes=self.max_file_bytes)
+            chunks = self.chunker.split(documents, item.source)
+            if not chunks:
+                raise LoaderError(item.source, "no text to index after chunking")
+            texts = [embedding_text(c) for c in chunks]
+            sparse = None
+            if self.sparse_encoder is not None:
+                sparse = [self.sparse_encoder.embed_document(t) for t in texts]
+        except RagError as exc:
+            return Failed(item.source, reason(exc))
+        except Exception as exc:  # a loader library bug must fail this file, not the run
+            return Failed(item.source, f"{type(exc).__name__}: {exc}")
+        return Prepared(item.source, fingerprint, status, chunks, texts, sparse)
+
+
+def reason(exc: RagError) -> str:
+    """The message reported for a failed source."""
+    return exc.reason if isinstance(exc, LoaderError) else str(exc)
+
+
+# One Preparer per worker process, built by the pool's initializer.
+_worker: Preparer | None = None
+
+
+def init_worker(config: PrepareConfig) -> None:
+    """Pool initializer: build this process's chunker and sparse encoder once."""
+    global _worker
+    _worker = Preparer.from_config(config)
+
+
+def prepare_batch_in_worker(tasks: list[tuple[SourceItem, str, str]]) -> list[Prepared | Failed]:
+    """Pool task: prepare (item, fingerprint, status) tasks with this process's Preparer."""
+    assert _worker is not None, "init_worker did not run"
+    return [_worker(*task) for task in tasks]

@@ -1,0 +1,195 @@
+"""The staged run: worker processes, batched writes, crash safety, the one entry for sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rag_pipeline import Pipeline, Settings, SourceItem
+from rag_pipeline.ingest import file_sha256
+
+TOPICS = ["tents", "boots", "lanterns", "stoves", "ropes", "maps", "kayaks", "skis"]
+
+
+def write_corpus(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        topic = TOPICS[i % len(TOPICS)]
+        body = " ".join(
+            f"Note {i}.{j}: keep the {topic} of set {i} dry, checked and ready for trip {j}."
+            for j in range(12 + i % 5)
+        )
+        (folder / f"doc{i:03d}.md").write_text(f"# {topic} {i}\n\n{body}\n", encoding="utf-8")
+    return folder
+
+
+def snapshot(pipeline: Pipeline, knowledge_id: str) -> dict[str, tuple]:
+    """Every point of a collection: id -> (payload without root, rounded dense vector)."""
+    points = {}
+    for point_id, payload, vectors in pipeline.store.scroll_payloads(
+        knowledge_id, None, with_vectors=True
+    ):
+        payload.pop("root", None)
+        dense = tuple(round(float(x), 4) for x in vectors["dense"])
+        points[point_id] = (json.dumps(payload, sort_keys=True), dense)
+    return points
+
+
+def test_worker_processes_and_inline_runs_store_the_same_points(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 12)
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.7 not a pdf")
+    snapshots, reports = [], []
+    for workers in (0, 2):
+        settings = Settings(data_dir=tmp_path / f"data{workers}", workers=workers)
+        with Pipeline(settings, embedder=local_embedder) as pipeline:
+            report = pipeline.index(docs, "kb")
+            snapshots.append(snapshot(pipeline, "kb"))
+            reports.append(report)
+    inline, pooled = reports
+    assert inline.added == pooled.added == sorted(f"doc{i:03d}.md" for i in range(12))
+    assert [e["path"] for e in pooled.errors] == ["broken.pdf"]
+    assert inline.errors == pooled.errors
+    assert inline.chunks_added == pooled.chunks_added > 12
+    assert snapshots[0] == snapshots[1]
+
+
+def test_progress_hears_every_source_once_after_its_chunks_are_stored(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 10)
+    settings = Settings(data_dir=tmp_path / "data", workers=2)
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        heard: list[tuple[str, str, int]] = []
+        totals: list[int] = []
+
+        def progress(source: str, status: str) -> None:
+            # When a source is reported, its chunks are already in the store.
+            stored = sum(
+                1
+                for _, p, _ in pipeline.store.scroll_payloads("kb", ["source"])
+                if p["source"] == source
+            )
+            heard.append((source, status, stored))
+
+        pipeline.index(docs, "kb", progress=progress, on_total=totals.append)
+        assert totals == [10]
+        assert sorted(s for s, _, _ in heard) == sorted(f"doc{i:03d}.md" for i in range(10))
+        assert all(status == "added" and stored > 0 for _, status, stored in heard)
+
+
+def test_a_killed_run_resumes_to_the_state_of_a_clean_run(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path / "docs", 60)
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from rag_pipeline import Pipeline, Settings
+
+        if __name__ == "__main__":
+            settings = Settings(data_dir=sys.argv[2], workers=2)
+            with Pipeline(settings) as pipeline:
+                def progress(source, status):
+                    print(status, source, flush=True)
+                    time.sleep(0.05)  # a slow consumer: the kill lands mid-run
+                indexer = pipeline.indexer()
+                indexer.embed_group = 16  # many small write batches
+                report = indexer.index(sys.argv[1], "kb", progress=progress)
+            print("done", len(report.added), len(report.skipped), len(report.updated), flush=True)
+        """
+    )
+    runner = tmp_path / "run.py"
+    runner.write_text(script)
+    crashed = tmp_path / "crashed"
+    env = {**os.environ, "RAG_EMBEDDING_BATCH_SIZE": "8"}
+    child = subprocess.Popen(
+        [sys.executable, str(runner), str(docs), str(crashed)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    written = 0
+    for line in child.stdout:
+        if line.startswith("added"):
+            written += 1
+        if written >= 3:
+            break
+    os.killpg(child.pid, signal.SIGKILL)  # the run and its worker processes, mid-run
+    child.wait()
+    assert written >= 3
+
+    def run(data: Path) -> list[str]:
+        out = subprocess.run(
+            [sys.executable, str(runner), str(docs), str(data)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=600,
+        )
+        return out.stdout.split()[-4:]
+
+    resumed = run(crashed)
+    assert resumed[0] == "done"
+    assert 0 < int(resumed[1]) + int(resumed[3]) < 60  # only what the crash left undone
+    assert int(resumed[2]) >= 3  # sources written before the kill were not re-embedded
+    clean = tmp_path / "clean"
+    assert run(clean)[:2] == ["done", "60"]
+    with Pipeline(Settings(data_dir=crashed)) as a, Pipeline(Settings(data_dir=clean)) as b:
+        after_crash, after_clean = snapshot(a, "kb"), snapshot(b, "kb")
+    assert after_crash.keys() == after_clean.keys()
+    assert {k: v[0] for k, v in after_crash.items()} == {k: v[0] for k, v in after_clean.items()}
+
+
+def test_a_script_without_main_guard_still_indexes(tmp_path: Path) -> None:
+    # Worker processes re-run such a script and die; the run goes on in its own process.
+    docs = write_corpus(tmp_path / "docs", 8)
+    script = textwrap.dedent(
+        f"""
+        from rag_pipeline import Pipeline, Settings
+        with Pipeline(Settings(data_dir={str(tmp_path / "data")!r}, workers=2)) as p:
+            report = p.index({str(docs)!r}, "kb")
+        print("added", len(report.added), "failed", len(report.errors))
+        """
+    )
+    runner = tmp_path / "unguarded.py"
+    runner.write_text(script)
+    out = subprocess.run(
+        [sys.executable, str(runner)], capture_output=True, text=True, timeout=600, check=True
+    )
+    assert out.stdout.split()[-4:] == ["added", "8", "failed", "0"]
+
+
+def test_one_entry_for_files_and_extracted_text(tmp_path: Path, local_embedder) -> None:
+    docs = write_corpus(tmp_path / "docs", 3)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        path = docs / "doc000.md"
+        digest = file_sha256(path)
+        items = [
+            SourceItem.from_file(path, "upload.md", fingerprint=digest),
+            SourceItem.from_documents("typed.txt", [pipeline_document("Kayaks float.")]),
+        ]
+        first = pipeline.index_sources(items, "kb")
+        assert first.added == ["typed.txt", "upload.md"]
+        stored = {p["source"]: p["file_hash"] for _, p, _ in pipeline.store.scroll_payloads("kb")}
+        assert stored["upload.md"] == digest  # the fingerprint given is the one stored
+        again = pipeline.index_sources(items, "kb")
+        assert again.skipped == ["typed.txt", "upload.md"] and again.chunks_added == 0
+    with pytest.raises(Exception, match="path or documents"):
+        SourceItem(source="nothing")
+
+
+def pipeline_document(text: str):
+    from rag_pipeline import Document
+
+    return Document(text=text, metadata={})
