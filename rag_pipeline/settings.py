@@ -30,6 +30,19 @@ class Settings(BaseSettings):
     embedding_batch_size: int | None = Field(
         None, ge=1, description="texts per forward pass or request; unset: per embedder"
     )
+    embedding_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="local models: onnxruntime (measured faster, same vectors) or torch",
+    )
+    embedding_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="ONNX on CPU: int8 is faster, a separate model identity"
+    )
+    embedding_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: an NVIDIA GPU when there is one (fp16), else the CPU"
+    )
+    model_cache_dir: Path | None = Field(
+        None, description="where exported ONNX models are cached; unset = <data_dir>/models"
+    )
     embedding_concurrency: int = Field(4, ge=1)
     embedding_input_type: bool = Field(
         False, description="send input_type query/passage to an OpenAI-compatible endpoint"
@@ -76,10 +89,22 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def uses_cuda(self) -> bool:
+        """Whether a local model runs on an NVIDIA GPU (asked of the driver, not of torch)."""
+        if self.embedder != "local" or self.embedding_device == "cpu":
+            return False
+        if self.embedding_device == "cuda":
+            return True
+        return Path("/proc/driver/nvidia/version").exists()
+
+    @property
     def effective_batch_size(self) -> int:
         """The embedding batch size in force: the setting, or the embedder's measured default."""
         if self.embedding_batch_size is not None:
             return self.embedding_batch_size
+        if self.uses_cuda:
+            # fp16 on one H200: 4,328 chunks/s at 256, 3,908 at 64, 3,905 at 1,024.
+            return 256
         # A local model on CPU: batches of 8 pad less than 32 and hold smaller activations;
         # indexing 600 SciFact docs took 51.6 s and 0.91 GB at 8 against 55.2 s and 1.12 GB
         # at 32 (benchmarks/results/ingest_scifact.json). HTTP embedders amortise round trips.

@@ -45,9 +45,9 @@ def test_concurrent_first_use_builds_one_embedder(
 
 def test_warm_up_loads_an_in_process_model(tmp_path: Path) -> None:
     with Pipeline(Settings(data_dir=tmp_path)) as pipeline:
-        assert pipeline.embedder._model is None
+        assert pipeline.embedder._session is None  # the default ONNX runtime, not loaded yet
         pipeline.warm_up()
-        assert pipeline.embedder._model is not None
+        assert pipeline.embedder._session is not None
 
 
 def test_warm_up_leaves_remote_embedders_alone(tmp_path: Path) -> None:

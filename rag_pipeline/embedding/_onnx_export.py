@@ -1,0 +1,286 @@
+"""Read a sentence-transformers model folder and export it to ONNX (the only torch user here)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag_pipeline.errors import ConfigError, EmbeddingError
+
+# Part of every cache key: bump it whenever the exported graph changes.
+EXPORT_VERSION = "1"
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "sentence_embedding"
+SUPPORTED_POOLING = ("mean", "cls")
+_LEGACY_POOLING_KEYS = {
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+# ONNX Runtime's offline fusions (Attention, SkipLayerNorm, ...) are only known to match these.
+_FUSABLE_MODEL_TYPES = {"bert"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the exporter and the ONNX embedder need to know about a model folder."""
+
+    model_dir: Path
+    transformer_dir: Path
+    pooling: str
+    normalize: bool
+    dimension: int
+    max_seq_length: int
+    do_lower_case: bool
+    pad_token_id: int
+    model_type: str
+    num_heads: int
+    hidden_size: int
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def _pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """Return the pooling modes of a Pooling config, old (boolean keys) or new format."""
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):
+        return (mode,)
+    if isinstance(mode, list):
+        return tuple(str(m) for m in mode)
+    legacy = tuple(name for key, name in _LEGACY_POOLING_KEYS.items() if config.get(key))
+    # sentence-transformers falls back to mean pooling when no mode is switched on.
+    return legacy or ("mean",)
+
+
+def read_model_spec(model_dir: Path) -> ModelSpec:
+    """Parse a model folder's modules, refusing pipelines the exporter cannot reproduce."""
+    transformer_dir = model_dir
+    pooling = "mean"
+    normalize = False
+    pooling_dimension: int | None = None
+    modules_file = model_dir / "modules.json"
+    # Without modules.json sentence-transformers wraps a plain model in mean pooling.
+    modules = _read_json(modules_file) if modules_file.is_file() else []
+    for position, module in enumerate(modules):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        folder = model_dir / str(module.get("path", ""))
+        if kind == "Transformer" and position == 0:
+            transformer_dir = folder
+        elif kind == "Pooling":
+            config = _read_json(folder / "config.json")
+            modes = _pooling_modes(config)
+            if len(modes) != 1 or modes[0] not in SUPPORTED_POOLING:
+                raise ConfigError(
+                    f"{model_dir}: pooling mode {'+'.join(modes)} is not supported by the ONNX "
+                    f"embedder (supported: {', '.join(SUPPORTED_POOLING)}); use the torch embedder"
+                )
+            pooling = modes[0]
+            size = config.get("word_embedding_dimension", config.get("embedding_dimension"))
+            pooling_dimension = int(size) if size else None
+        elif kind == "Normalize":
+            normalize = True
+        else:
+            raise ConfigError(
+                f"{model_dir}: module {module.get('type')!r} at position {position} is not "
+                "supported by the ONNX embedder (only Transformer, Pooling, Normalize); "
+                "use the torch embedder"
+            )
+    config = _read_json(transformer_dir / "config.json")
+    hidden_size = int(config.get("hidden_size") or config.get("dim") or 0)
+    dimension = pooling_dimension or hidden_size
+    if dimension < 1:
+        raise ConfigError(f"{transformer_dir}/config.json does not give the hidden size")
+    st_config_file = transformer_dir / "sentence_bert_config.json"
+    st_config = _read_json(st_config_file) if st_config_file.is_file() else {}
+    tokenizer_config_file = transformer_dir / "tokenizer_config.json"
+    tokenizer_config = _read_json(tokenizer_config_file) if tokenizer_config_file.is_file() else {}
+    positions = int(config.get("max_position_embeddings") or 0)
+    window = st_config.get("max_seq_length") or tokenizer_config.get("model_max_length") or 512
+    # sentence-transformers caps the window at the position table, as must we.
+    max_seq_length = min(int(window), positions) if positions > 0 else int(window)
+    return ModelSpec(
+        model_dir=model_dir,
+        transformer_dir=transformer_dir,
+        pooling=pooling,
+        normalize=normalize,
+        dimension=dimension,
+        max_seq_length=max_seq_length,
+        do_lower_case=bool(st_config.get("do_lower_case", False)),
+        pad_token_id=int(config.get("pad_token_id") or 0),
+        model_type=str(config.get("model_type", "")),
+        num_heads=int(config.get("num_attention_heads") or 0),
+        hidden_size=hidden_size,
+    )
+
+
+@contextmanager
+def _temporary_file(target: Path, *, install: bool = True) -> Iterator[Path]:
+    """Yield a temp path next to ``target``; move it onto ``target`` if asked and all went well."""
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        if install:
+            # mkstemp makes the file private; a shared cache must stay readable by others.
+            temp.chmod(0o644)
+            os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _build_wrapper(spec: ModelSpec) -> Any:
+    """Load the transformer and wrap it with pooling (and normalisation) as one torch module."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        import torch
+        from transformers import AutoModel
+        from transformers.utils import logging as transformers_logging
+    except ImportError as exc:
+        raise ConfigError(
+            "exporting a model to ONNX needs torch and transformers "
+            "(pip install torch transformers); later runs use the cached export"
+        ) from exc
+
+    transformers_logging.disable_progress_bar()
+    # Eager attention traces to a plain graph that ONNX Runtime fuses; sdpa's does not fuse.
+    model = AutoModel.from_pretrained(spec.transformer_dir, attn_implementation="eager").eval()
+
+    class SentenceEncoder(torch.nn.Module):
+        """Transformer, pooling and optional L2 normalisation in one forward pass."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            # transformers 5 rejects positional arguments here (use_cache clashes).
+            tokens = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]
+            if spec.pooling == "cls":
+                pooled = tokens[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+                pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            if spec.normalize:
+                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            return pooled
+
+    return SentenceEncoder().eval()
+
+
+def _dummy_batch(spec: ModelSpec, rows: int, width: int) -> tuple[Any, Any]:
+    """Return (input_ids, attention_mask) with the last row padded, so masking is traced."""
+    import torch
+
+    ids = torch.full((rows, width), 5, dtype=torch.long)
+    mask = torch.ones((rows, width), dtype=torch.long)
+    ids[-1, width // 2 :] = spec.pad_token_id
+    mask[-1, width // 2 :] = 0
+    return ids, mask
+
+
+def export_onnx(spec: ModelSpec, target: Path) -> None:
+    """Export ``spec``'s model as a float32 ONNX graph that outputs sentence embeddings."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    wrapper = _build_wrapper(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _temporary_file(target) as temp:
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                # Tracer and deprecation warnings are about code paths this graph never takes.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    wrapper,
+                    _dummy_batch(spec, 2, 8),
+                    str(temp),
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={
+                        "input_ids": {0: "batch", 1: "sequence"},
+                        "attention_mask": {0: "batch", 1: "sequence"},
+                        OUTPUT_NAME: {0: "batch"},
+                    },
+                    opset_version=17,
+                    dynamo=False,
+                )
+                # Check another batch and length than the traced one: shapes must stay dynamic.
+                ids, mask = _dummy_batch(spec, 3, 13)
+                expected = wrapper(ids, mask).numpy()
+            session = ort.InferenceSession(str(temp), providers=["CPUExecutionProvider"])
+            (got,) = session.run(
+                [OUTPUT_NAME], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+            )
+        except Exception as exc:
+            raise EmbeddingError(f"ONNX export of {spec.model_dir} failed: {exc}") from exc
+        if not np.allclose(got, expected, atol=1e-4, rtol=1e-3):
+            raise EmbeddingError(
+                f"ONNX export of {spec.model_dir} does not reproduce the torch model "
+                f"(max difference {float(np.abs(got - expected).max()):.2e})"
+            )
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    """Hides quantize_dynamic's advice to pre-process, which does not apply to these graphs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-process" not in record.getMessage()
+
+
+def quantize_int8(spec: ModelSpec, source: Path, target: Path, *, fuse: bool = True) -> None:
+    """Write a dynamic per-channel int8 copy of the float32 graph ``source`` to ``target``."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _temporary_file(target) as temp, _temporary_file(target, install=False) as fused:
+        try:
+            model_input = source
+            if fuse and spec.model_type in _FUSABLE_MODEL_TYPES:
+                from onnxruntime.transformers.optimizer import optimize_model
+
+                # Fusing first lets attention quantize as one QAttention node; ONNX Runtime
+                # cannot fuse the graph any more once MatMuls became MatMulInteger.
+                optimized = optimize_model(
+                    str(source),
+                    model_type="bert",
+                    num_heads=spec.num_heads,
+                    hidden_size=spec.hidden_size,
+                    opt_level=0,
+                )
+                optimized.save_model_to_file(str(fused))
+                model_input = fused
+            advice_filter = _DropPreprocessAdvice()
+            logging.getLogger().addFilter(advice_filter)
+            try:
+                quantize_dynamic(
+                    model_input,
+                    temp,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    # Shape inference cannot type the outputs of fused contrib ops.
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
+            finally:
+                logging.getLogger().removeFilter(advice_filter)
+        except Exception as exc:
+            raise EmbeddingError(f"int8 quantisation of {source} failed: {exc}") from exc
