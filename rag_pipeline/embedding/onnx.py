@@ -97,7 +97,9 @@ class OnnxEmbedder:
     """A sentence-transformers model exported once to ONNX and run by ONNX Runtime.
 
     float32 reproduces the torch model's vectors, so it keeps the model's name; int8 does
-    not, so it is named ``<model>@int8`` and needs its own collections.
+    not, so it is named ``<model>@int8`` and needs its own collections. int8 quantises
+    activations per batch, so a text's int8 vector also shifts a little (cosine ~0.99) with
+    the texts batched beside it.
     """
 
     def __init__(
@@ -186,13 +188,13 @@ class OnnxEmbedder:
         if path == fp32:
             return
         try:
-            quantize_int8(spec, fp32, path)
+            quantize_int8(fp32, path)
         except EmbeddingError:
             if fresh:
                 raise
             # The cached float32 graph that int8 starts from may be the damaged file.
             export_onnx(spec, fp32)
-            quantize_int8(spec, fp32, path)
+            quantize_int8(fp32, path)
 
     def _new_session(self, path: Path) -> Any:
         import onnxruntime as ort
@@ -201,7 +203,7 @@ class OnnxEmbedder:
         options.intra_op_num_threads = self._threads or _available_cores()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        # Spinning workers keep cores busy between batches, taking them from other stages.
+        # Spinning measured no faster (bs 8, 2 cores) and takes cores from other stages.
         options.add_session_config_entry(
             "session.intra_op.allow_spinning", "1" if self._allow_spinning else "0"
         )
