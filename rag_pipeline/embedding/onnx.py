@@ -57,6 +57,32 @@ def model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def _memoised_fingerprint(model_dir: Path, cache_dir: Path) -> str:
+    """Return ``model_fingerprint``, remembered per (file names, sizes, mtimes) in the cache."""
+    # Hashing 90 MB of weights costs ~0.1 s on every process start; a file's size and
+    # mtime change whenever its bytes are rewritten, so they key the remembered hash.
+    stats = hashlib.sha256(str(model_dir.resolve()).encode())
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        info = path.stat()
+        stats.update(
+            f"{path.relative_to(model_dir)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode()
+        )
+    memo = cache_dir / "fingerprints" / f"{EXPORT_VERSION}-{stats.hexdigest()[:32]}"
+    try:
+        return memo.read_text(encoding="ascii").strip()
+    except OSError:
+        pass
+    fingerprint = model_fingerprint(model_dir)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        temporary = memo.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(fingerprint, encoding="ascii")
+        os.replace(temporary, memo)
+    except OSError:
+        pass  # a read-only cache only costs the hash next time
+    return fingerprint
+
+
 def _slug(model: str) -> str:
     """Return a file-name-safe short form of a model name or path."""
     name = model.rstrip("/\\")
@@ -175,7 +201,7 @@ class OnnxEmbedder:
     def _cache_folder(self) -> Path:
         """Return cache_dir/<slug>-<fingerprint>; call with the lock held."""
         if self._folder is None:
-            key = model_fingerprint(self._spec_locked().model_dir)[:16]
+            key = _memoised_fingerprint(self._spec_locked().model_dir, self._cache_dir)[:16]
             self._folder = self._cache_dir / f"{_slug(self._model)}-{key}"
         return self._folder
 
