@@ -6,8 +6,8 @@ through `POST /api/v1/retrieval/query/collection` with k=10), on the embedded de
 The client is `rag push`; the server is a separate `rag serve` process whose peak RSS
 (VmHWM) is read from /proc when it is done.
 
-Run: .venv/bin/python benchmarks/server_ingest.py [--docs 1000]
-Writes benchmarks/results/server_ingest.json.
+Run: [RAG_...=...] .venv/bin/python benchmarks/server_ingest.py [--docs 1000] [--out NAME.json]
+Writes benchmarks/results/server_ingest.json (or NAME.json), with the RAG_* settings used.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def _peak_rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument(
+        "--out", default="server_ingest.json", help="file under benchmarks/results/"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     docs = work / "docs"
@@ -89,7 +92,11 @@ def main() -> None:
                 raise RuntimeError("server did not start")
             time.sleep(0.5)
         idle_rss = _peak_rss_mb(server.pid)
-        results: dict[str, object] = {"docs": args.docs, "server_rss_after_start_mb": idle_rss}
+        results: dict[str, object] = {
+            "docs": args.docs,
+            "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("RAG_")},
+            "server_rss_after_start_mb": idle_rss,
+        }
         for run in ("first", "second"):
             start = time.perf_counter()
             out = subprocess.run(
@@ -142,7 +149,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    out_path = ROOT / "benchmarks" / "results" / "server_ingest.json"
+    out_path = ROOT / "benchmarks" / "results" / args.out
     out_path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

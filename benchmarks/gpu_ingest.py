@@ -1,0 +1,140 @@
+"""Full SciFact through the default pipeline on a GPU machine, against that machine's encode limit.
+
+1. Encode limit: the chunks our chunker makes from the corpus (with their embedding text),
+   embedded in one call by the embedder the default settings pick (on a machine with an
+   NVIDIA driver: torch, fp16, batches of 256), model already loaded.
+2. Ingest: `rag index <corpus as .txt files> --json` as a whole process, default settings
+   (extraction workers = cores), and the time inside the run (`seconds`).
+3. The ratio of the two (target: ingest ≥ 50% of the encode limit).
+
+Run (unchanged on any machine with CUDA): python benchmarks/gpu_ingest.py [--docs N]
+Writes benchmarks/results/gpu_ingest.json. `--allow-cpu` runs it without a GPU (to try it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
+
+ENCODE = """
+import json, sys, time
+from pathlib import Path
+from rag_pipeline import Pipeline, Settings, load_file
+from rag_pipeline.chunking import embedding_text
+
+docs = Path(sys.argv[1])
+pipeline = Pipeline(Settings())
+texts = []
+for path in sorted(docs.iterdir()):
+    chunks = pipeline.chunker.split(load_file(path, source=path.name), path.name)
+    texts.extend(embedding_text(c) for c in chunks)
+embedder = pipeline.embedder
+embedder.embed_documents(texts[:512])  # load the model and warm the kernels
+start = time.perf_counter()
+embedder.embed_documents(texts)
+seconds = time.perf_counter() - start
+print(json.dumps({"chunks": len(texts), "seconds": seconds,
+                  "embedder": type(embedder).__name__, "model": embedder.model_name}))
+"""
+
+
+def gpu_name() -> str | None:
+    if shutil.which("nvidia-smi") is None:
+        return None
+    out = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.strip() or None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--docs", type=int, default=0, help="first N docs (0: all 5,183)")
+    parser.add_argument("--allow-cpu", action="store_true")
+    args = parser.parse_args()
+    gpu = gpu_name()
+    if gpu is None and not args.allow_cpu:
+        sys.exit("no NVIDIA GPU here (nvidia-smi not found); --allow-cpu to run anyway")
+    work = Path(tempfile.mkdtemp(prefix="gpu-ingest-"))
+    docs = work / "docs"
+    docs.mkdir()
+    count = 0
+    with SCIFACT.open(encoding="utf-8") as handle:
+        for line in handle:
+            if args.docs and count >= args.docs:
+                break
+            row = json.loads(line)
+            (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
+            count += 1
+    env = {**os.environ, "RAG_DATA_DIR": str(work / "data"), "HF_HUB_OFFLINE": "1"}
+    env.setdefault("RAG_MODEL_CACHE_DIR", str(work / "models"))
+    encode = subprocess.run(
+        [sys.executable, "-c", ENCODE, str(docs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    limit = json.loads(encode.stdout.strip().splitlines()[-1])
+    rag = str(Path(sys.executable).parent / "rag")
+    start = time.perf_counter()
+    out = subprocess.run(
+        [rag, "index", str(docs), "--knowledge", "bench", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    report = json.loads(out.stdout)
+    chunks = report["chunks"]["added"]
+    limit_rate = limit["chunks"] / limit["seconds"]
+    results = {
+        "machine": {
+            "gpu": gpu,
+            "cores": len(os.sched_getaffinity(0)),
+            "python": platform.python_version(),
+        },
+        "docs": count,
+        "encode_limit": {
+            "chunks": limit["chunks"],
+            "seconds": round(limit["seconds"], 2),
+            "chunks_per_s": round(limit_rate, 1),
+            "embedder": limit["embedder"],
+            "model": limit["model"],
+        },
+        "ingest": {
+            "wall_s": round(wall, 2),
+            "index_s": report["seconds"],
+            "chunks": chunks,
+            "failed": report["files"]["failed"],
+            "docs_per_s_wall": round(count / wall, 1),
+            "chunks_per_s_in_run": round(chunks / report["seconds"], 1),
+        },
+        "ingest_over_encode_limit": {
+            "in_run": round((chunks / report["seconds"]) / limit_rate, 3),
+            "whole_process": round((chunks / wall) / limit_rate, 3),
+        },
+    }
+    out_path = ROOT / "benchmarks" / "results" / "gpu_ingest.json"
+    out_path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
