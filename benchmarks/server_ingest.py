@@ -70,6 +70,12 @@ def main() -> None:
         )
         return out.stdout.strip()
 
+    # The one-time ONNX export (torch, ~1 GB while it runs) is not part of serving.
+    subprocess.run(
+        [sys.executable, "-c", "from rag_pipeline import Pipeline; Pipeline().warm_up()"],
+        env=env,
+        check=True,
+    )
     rag("users", "create", "--email", "bench@example.com", "--password", "bench-password")
     key = rag("keys", "create", "--email", "bench@example.com").split()[-1]
     port = _free_port()

@@ -45,6 +45,7 @@ def make_embedder(settings: Settings) -> Embedder:
             settings.embedding_model,
             cache_dir=settings.model_cache_dir or settings.data_dir / "models",
             precision=settings.embedding_precision,
+            threads=settings.embedding_threads,
             batch_size=settings.effective_batch_size,
             **common,
         )

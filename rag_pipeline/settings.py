@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     embedding_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: an NVIDIA GPU when there is one (fp16), else the CPU"
     )
+    embedding_threads: int | None = Field(
+        None, ge=1, description="ONNX Runtime threads per model call; unset = one per core"
+    )
     model_cache_dir: Path | None = Field(
         None, description="where exported ONNX models are cached; unset = <data_dir>/models"
     )

@@ -13,8 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from rag_pipeline import __version__
+from rag_pipeline.embedding.batching import BatchingEmbedder
 from rag_pipeline.errors import RagError
-from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.pipeline import Pipeline, make_embedder
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
@@ -43,7 +44,10 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         state = app.state
         state.settings = settings
-        state.pipeline = pipeline or Pipeline(settings)
+        # Uploads processed at once share model batches (see BatchingEmbedder).
+        state.pipeline = pipeline or Pipeline(
+            settings, embedder=BatchingEmbedder(make_embedder(settings))
+        )
         state.db = Database(settings.resolved_database_url())
         state.tokens = TokenIssuer(settings.resolved_jwt_secret(), settings.jwt_expires_seconds)
         timeout = httpx.Timeout(

@@ -35,7 +35,12 @@ class ServerSettings(Settings):
     upstream_timeout: float = Field(300.0, gt=0, description="seconds to wait for an upstream")
     upstream_connect_timeout: float = Field(5.0, gt=0)
     models_cache_seconds: float = Field(10.0, ge=0)
-    processing_workers: int = Field(1, ge=1, description="threads processing uploaded files")
+    processing_workers: int = Field(
+        1,
+        ge=1,
+        description="threads processing uploaded files at once; their chunks share model "
+        "batches. Keep 1: with 4, a knowledge base was seen to miss a file (under study)",
+    )
 
     @field_validator(
         "database_url", "ollama_base_url", "openai_api_base_url", "openai_api_key", "jwt_secret"
