@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -77,10 +78,15 @@ class Chunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self._built: tuple[Any, Any, Any] | None = None
+        self._build_lock = threading.Lock()
 
     def _splitters(self) -> tuple[Any, Any, Any]:
         # Built on first split: a run whose worker processes do the chunking never loads
         # the BPE tables in its main process.
+        with self._build_lock:
+            return self._build()
+
+    def _build(self) -> tuple[Any, Any, Any]:
         if self._built is None:
             # chonkie's SentenceChunker packs whole sentences up to the size with a token
             # overlap (the packing of llama-index's SentenceSplitter, measured 896 vs 880

@@ -5,15 +5,25 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from rag_pipeline.errors import ConfigError
 
+# The environment is process-wide: two threads loading at once (a server's processing
+# threads) would each set and delete the variable under the other (seen: KeyError).
+_LOAD_LOCK = threading.Lock()
 
-@functools.cache
+
 def get_encoding(name: str = "cl100k_base") -> Any:
     """Return a tiktoken encoding, read from the BPE files llama-index-core ships."""
+    with _LOAD_LOCK:
+        return _load_encoding(name)
+
+
+@functools.cache
+def _load_encoding(name: str) -> Any:
     import tiktoken
 
     if "TIKTOKEN_CACHE_DIR" in os.environ:

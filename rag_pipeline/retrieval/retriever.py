@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, StoreError
-from rag_pipeline.store.base import Fusion, SearchMode, VectorStore, check_model
+from rag_pipeline.store.base import (
+    CollectionInfo,
+    Fusion,
+    SearchMode,
+    VectorStore,
+    check_model,
+)
 from rag_pipeline.types import Hit
 
 
@@ -49,13 +55,14 @@ class Retriever:
         if top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
         mode = mode or self.mode
-        infos = []
         for name in collections:
-            info = self.store.collection_info(name)
-            if info is None:
+            # Model and dimension only: an exact count here cost ~1 ms a query.
+            described = self.store.collection_model(name)
+            if described is None:
                 raise StoreError(f"knowledge {name!r} does not exist (index something into it)")
+            model, dimension = described
+            info = CollectionInfo(name=name, model=model, dimension=dimension, points=0)
             check_model(info, self.embedder.model_name, self.embedder.dimension)
-            infos.append(info)
         dense = self.embedder.embed_query(query) if mode != "sparse" else None
         sparse = None
         if mode != "dense":
@@ -63,9 +70,9 @@ class Retriever:
                 raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
             sparse = self.sparse_encoder.embed_query(query)
         hits: list[Hit] = []
-        for info in infos:
+        for name in collections:
             for hit in self.store.search(
-                info.name,
+                name,
                 dense=dense,
                 sparse=sparse,
                 limit=top_k,
@@ -73,7 +80,7 @@ class Retriever:
                 candidates=max(self.candidates, top_k),
                 fusion=self.fusion,
             ):
-                hit.metadata.setdefault("knowledge_id", info.name)
+                hit.metadata.setdefault("knowledge_id", name)
                 hits.append(hit)
         hits.sort(key=lambda h: h.score, reverse=True)
         if self.min_similarity is not None:

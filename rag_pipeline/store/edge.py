@@ -25,7 +25,7 @@ from rag_pipeline.store.base import (
     SparseVector,
     StoredPoint,
     check_model,
-    cosine,
+    cosines,
     hit_from_payload,
     validate_collection_name,
 )
@@ -128,6 +128,10 @@ class EdgeStore:
             points=self.count(name),
             extra=meta.get("extra", {}),
         )
+
+    def collection_model(self, name: str) -> tuple[str, int] | None:
+        meta = self._read_meta(name)
+        return None if meta is None else (meta["model"], int(meta["dimension"]))
 
     def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
         with self._lock:
@@ -274,14 +278,10 @@ class EdgeStore:
             )
             with self._use(name) as shard:
                 points = shard.query(request)
+            similarities = cosines([(p.vector or {}).get(DENSE) for p in points], dense)
             return [
-                hit_from_payload(
-                    str(p.id),
-                    p.score,
-                    p.payload or {},
-                    cosine((p.vector or {}).get(DENSE), dense),
-                )
-                for p in points
+                hit_from_payload(str(p.id), p.score, p.payload or {}, similarity)
+                for p, similarity in zip(points, similarities, strict=True)
             ]
         query = sparse_query if mode == "sparse" else dense_query
         if query is None:

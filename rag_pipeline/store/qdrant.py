@@ -18,7 +18,7 @@ from rag_pipeline.store.base import (
     SparseVector,
     StoredPoint,
     check_model,
-    cosine,
+    cosines,
     hit_from_payload,
     validate_collection_name,
 )
@@ -67,6 +67,15 @@ class QdrantStore:
             points=self.count(name),
             extra={k: v for k, v in meta.items() if k not in ("model", "dimension")},
         )
+
+    def collection_model(self, name: str) -> tuple[str, int] | None:
+        validate_collection_name(name)
+        if not self._client.collection_exists(name):
+            return None
+        meta = self._client.get_collection(name).config.metadata or {}
+        if "model" not in meta:
+            raise StoreError(f"collection {name!r} was not created by rag-pipeline (no model)")
+        return str(meta["model"]), int(meta["dimension"])
 
     def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
         info = self.collection_info(name)
@@ -182,14 +191,10 @@ class QdrantStore:
                 with_payload=True,
                 with_vectors=[DENSE],
             )
+            similarities = cosines([_dense_of(p.vector) for p in response.points], dense)
             return [
-                hit_from_payload(
-                    str(p.id),
-                    p.score,
-                    p.payload or {},
-                    cosine(_dense_of(p.vector), dense),
-                )
-                for p in response.points
+                hit_from_payload(str(p.id), p.score, p.payload or {}, similarity)
+                for p, similarity in zip(response.points, similarities, strict=True)
             ]
         use_sparse = mode == "sparse"
         query = sparse_query if use_sparse else dense_query

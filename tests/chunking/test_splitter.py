@@ -99,3 +99,18 @@ def test_heading_without_body_joins_the_next_section() -> None:
     chunks = Chunker().split([doc], "g.md")
     assert [c.text for c in chunks] == ["# Guide\n\n## Boots\n\nWax them yearly."]
     assert chunks[0].metadata["heading_path"] == ["Guide", "Boots"]
+
+
+def test_first_use_from_many_threads_at_once() -> None:
+    # A server's processing threads chunk their first files at the same moment.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag_pipeline.chunking import tokens
+
+    tokens._load_encoding.cache_clear()
+    chunker = Chunker(chunk_size=32, chunk_overlap=4)
+    docs = [Document(text=f"Thread {i} writes about tents. " * 20) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda d: chunker.split([d], "t.txt"), docs))
+    assert all(len(chunks) > 1 for chunks in results)
+    assert "TIKTOKEN_CACHE_DIR" not in __import__("os").environ
