@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rag_pipeline.client._client import RagClient, RemoteError
-from rag_pipeline.errors import AuthError
 from rag_pipeline.ingest import file_sha256, walk_files
 
 # progress(path, status): status is "uploaded", "skipped", "added" or "failed".
@@ -73,11 +73,13 @@ def push(
     *,
     progress: PushProgress | None = None,
     timeout: float = 1800.0,
+    concurrency: int = 4,
 ) -> PushReport:
     """Upload the files under ``paths`` into the knowledge base named ``knowledge``.
 
     Files whose bytes (SHA-256) the knowledge base already holds are skipped; files the
-    server already has elsewhere are added without uploading them again.
+    server already has elsewhere are added without uploading them again. ``concurrency``
+    requests are in flight at once.
     """
     started = time.perf_counter()
     notify = progress or (lambda path, status: None)
@@ -90,6 +92,7 @@ def push(
         if (f.get("data") or {}).get("status") != "failed" and _hash_of(f)
     }
     waiting: list[tuple[str, str]] = []  # (name, file id)
+    to_upload: list[tuple[Path, str]] = []
     for path, name in local_files(paths):
         try:
             digest = file_sha256(path)
@@ -103,34 +106,47 @@ def push(
             continue
         in_knowledge.add(digest)
         known = on_server.get(digest)
+        if known is not None:
+            waiting.append((name, known["id"]))
+        else:
+            to_upload.append((path, name))
+
+    def upload(item: tuple[Path, str]) -> tuple[str, dict[str, Any] | RemoteError]:
         try:
-            if known is not None:
-                waiting.append((name, known["id"]))
+            return item[1], client.upload(item[0])
+        except RemoteError as exc:  # an AuthError is not one: it ends the push
+            return item[1], exc
+
+    # A few requests in flight keep a server's processing threads fed; one at a time,
+    # each upload waited on the network and on the server's bookkeeping.
+    with ThreadPoolExecutor(concurrency) as pool:
+        for name, uploaded in pool.map(upload, to_upload):
+            if isinstance(uploaded, RemoteError):
+                report.errors.append({"path": name, "error": str(uploaded)})
+                notify(name, "failed")
                 continue
-            uploaded = client.upload(path)
-        except AuthError:
-            raise
-        except RemoteError as exc:
-            report.errors.append({"path": name, "error": str(exc)})
-            notify(name, "failed")
-            continue
-        report.uploaded.append(name)
-        notify(name, "uploaded")
-        waiting.append((name, uploaded["id"]))
+            report.uploaded.append(name)
+            notify(name, "uploaded")
+            waiting.append((name, uploaded["id"]))
     deadline = time.monotonic() + timeout
-    for name, file_id in waiting:
+
+    def add(item: tuple[str, str]) -> RemoteError | None:
         try:
-            status = client.wait(file_id, timeout=max(1.0, deadline - time.monotonic()))
+            status = client.wait(item[1], timeout=max(1.0, deadline - time.monotonic()))
             if status.get("status") != "completed":
                 raise RemoteError(status.get("error") or f"processing {status.get('status')}")
-            client.add_file(target["id"], file_id)
-        except AuthError:
-            raise
+            client.add_file(target["id"], item[1])
         except RemoteError as exc:
-            report.errors.append({"path": name, "error": str(exc)})
-            notify(name, "failed")
-            continue
-        report.added.append(name)
-        notify(name, "added")
+            return exc
+        return None
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        for (name, _), error in zip(waiting, pool.map(add, waiting), strict=True):
+            if error is not None:
+                report.errors.append({"path": name, "error": str(error)})
+                notify(name, "failed")
+                continue
+            report.added.append(name)
+            notify(name, "added")
     report.seconds = time.perf_counter() - started
     return report
