@@ -79,3 +79,24 @@ def test_index_documents_indexes_extracted_text_once(tmp_path: Path) -> None:
         again = pipeline.index_documents(items, "notes")
         assert sorted(again.skipped) == ["kilns.txt", "otters.txt"]
         assert again.chunks_added == 0
+
+
+def test_int8_precision_is_its_own_model_identity(tmp_path: Path) -> None:
+    from rag_pipeline import ModelMismatchError
+    from rag_pipeline.embedding.onnx import OnnxEmbedder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tents.txt").write_text("Dry a tent fully before you pack it away.\n")
+    int8 = Settings(data_dir=tmp_path / "data", embedding_precision="int8")
+    with Pipeline(int8) as pipeline:
+        assert isinstance(pipeline.embedder, OnnxEmbedder)
+        assert pipeline.embedder.model_name == "all-MiniLM-L6-v2@int8"
+        pipeline.index(docs, "kb")
+        assert pipeline.store.collection_model("kb") == ("all-MiniLM-L6-v2@int8", 384)
+        assert pipeline.query("tent", "kb")[0].source == "tents.txt"
+    with (
+        Pipeline(Settings(data_dir=tmp_path / "data")) as fp32,
+        pytest.raises(ModelMismatchError, match="@int8"),
+    ):
+        fp32.query("tent", "kb")
