@@ -274,13 +274,15 @@ class Indexer:
         return report
 
     def _open(self, knowledge_id: str) -> tuple[dict[str, dict[str, Any]], int]:
-        info = self.store.collection_info(knowledge_id)
-        if info is None or info.model != self.embedder.model_name:
+        described = self.store.collection_model(knowledge_id)
+        if described is None or described[0] != self.embedder.model_name:
             # Knowing the dimension may mean loading a model; a re-run that finds
             # nothing changed should not pay for that, so only ask when creating.
-            info = self.store.ensure_collection(
-                knowledge_id, model=self.embedder.model_name, dimension=self.embedder.dimension
+            dimension = self.embedder.dimension
+            self.store.ensure_collection(
+                knowledge_id, model=self.embedder.model_name, dimension=dimension
             )
+            described = (self.embedder.model_name, dimension)
         existing: dict[str, dict[str, Any]] = {}
         for point_id, payload, _ in self.store.scroll_payloads(knowledge_id, _STATE_FIELDS):
             entry = existing.setdefault(
@@ -290,7 +292,7 @@ class Indexer:
             entry["hashes"].add(payload.get("file_hash"))
             entry["chunks"].add(payload.get("file_chunks"))
             entry["ids"].append(point_id)
-        return existing, info.dimension
+        return existing, described[1]
 
     def _plan(self, items: Iterable[SourceItem], run: _Run) -> Iterator[_Task]:
         """Yield (item, fingerprint, status) for each source that changed; record the rest."""

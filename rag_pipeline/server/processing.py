@@ -84,7 +84,10 @@ class FileProcessor:
             log.exception("processing file %s failed", file_id)
             still_there = self._finish(file_id, FAILED, error=f"{type(exc).__name__}: {exc}")
         else:
-            chunks = self.pipeline.store.count(collection)
+            # A file redone after a crash may find its chunks already stored (skipped).
+            chunks = (
+                report.chunks_added if not report.skipped else self.pipeline.store.count(collection)
+            )
             still_there = self._finish(
                 file_id, COMPLETED, content=content, content_hash=content_hash, chunks=chunks
             )
@@ -154,10 +157,10 @@ class FileProcessor:
         """Copy a file's stored points (dense, sparse, payload) into a knowledge collection."""
         store = self.pipeline.store
         source = file_collection_name(file_id)
-        info = store.collection_info(source)
-        if info is None:
+        described = store.collection_model(source)
+        if described is None:
             return 0
-        store.ensure_collection(knowledge_id, model=info.model, dimension=info.dimension)
+        store.ensure_collection(knowledge_id, model=described[0], dimension=described[1])
         batch: list[StoredPoint] = []
         copied = 0
         for point_id, payload, vectors in store.scroll_payloads(source, None, with_vectors=True):
@@ -179,7 +182,7 @@ class FileProcessor:
     def remove_vectors(self, file_id: str, knowledge_id: str) -> None:
         """Delete a file's points from a knowledge collection, if the collection exists."""
         store = self.pipeline.store
-        if store.collection_info(knowledge_id) is not None:
+        if store.collection_model(knowledge_id) is not None:
             store.delete_where(knowledge_id, "file_id", file_id)
 
 

@@ -51,7 +51,7 @@ def search(
     mode: SearchMode | None = None,
 ) -> list[Hit]:
     """The best ``k`` hits over the collections that exist (a file still processing has none)."""
-    existing = [c for c in collections if pipeline.store.collection_info(c) is not None]
+    existing = [c for c in collections if pipeline.store.collection_model(c) is not None]
     if not existing or not query.strip():
         return []
     return pipeline.query(query, existing, top_k=k, mode=mode)

@@ -83,7 +83,7 @@ class VectorStore(Protocol):
         """Return the collection's (model, dimension) without counting, or None if absent."""
         ...
 
-    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> None:
         """Create the collection, or check that it was built with the same model."""
         ...
 

@@ -133,12 +133,13 @@ class EdgeStore:
         meta = self._read_meta(name)
         return None if meta is None else (meta["model"], int(meta["dimension"]))
 
-    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> None:
         with self._lock:
-            info = self.collection_info(name)
-            if info is not None:
-                check_model(info, model, dimension)
-                return info
+            # Model and dimension only: an exact count per call grew with the collection.
+            described = self.collection_model(name)
+            if described is not None:
+                check_model(CollectionInfo(name, *described, points=0), model, dimension)
+                return
             qe = self._qe
             folder = self._dir(name)
             if folder.exists():
@@ -155,7 +156,6 @@ class EdgeStore:
                 json.dumps({"model": model, "dimension": dimension}), encoding="utf-8"
             )
             self._evict()
-            return CollectionInfo(name=name, model=model, dimension=dimension, points=0)
 
     def list_collections(self) -> list[str]:
         return sorted(p.parent.name for p in self._root.glob(f"*/{_META}"))

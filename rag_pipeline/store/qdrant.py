@@ -77,11 +77,11 @@ class QdrantStore:
             raise StoreError(f"collection {name!r} was not created by rag-pipeline (no model)")
         return str(meta["model"]), int(meta["dimension"])
 
-    def ensure_collection(self, name: str, *, model: str, dimension: int) -> CollectionInfo:
-        info = self.collection_info(name)
-        if info is not None:
-            check_model(info, model, dimension)
-            return info
+    def ensure_collection(self, name: str, *, model: str, dimension: int) -> None:
+        described = self.collection_model(name)
+        if described is not None:
+            check_model(CollectionInfo(name, *described, points=0), model, dimension)
+            return
         m = self._models
         self._client.create_collection(
             name,
@@ -89,7 +89,6 @@ class QdrantStore:
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
             metadata={"model": model, "dimension": dimension},
         )
-        return CollectionInfo(name=name, model=model, dimension=dimension, points=0)
 
     def list_collections(self) -> list[str]:
         return sorted(c.name for c in self._client.get_collections().collections)

@@ -115,8 +115,9 @@ def test_scroll_returns_vectors(store: VectorStore) -> None:
 
 def test_model_identity_is_enforced(store: VectorStore) -> None:
     store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
-    info = store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
-    assert (info.model, info.dimension) == ("all-MiniLM-L6-v2", DIM)
+    store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
+    assert store.collection_model("kb") == ("all-MiniLM-L6-v2", DIM)
+    assert store.collection_model("absent") is None
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2") as err:
         store.ensure_collection("kb", model="nomic-embed-text", dimension=768)
     assert "new knowledge id" in str(err.value)
