@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from rag_pipeline.errors import RagError
+from rag_pipeline.ingest import SourceItem
 from rag_pipeline.loaders import load_file
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server.db import (
@@ -55,7 +56,7 @@ class FileProcessor:
             if record is None:
                 return
             path, filename, user_id = Path(record.path), record.filename, record.user_id
-            size = record.size
+            size, file_hash = record.size, record.file_hash
         collection = file_collection_name(file_id)
         try:
             documents = load_file(
@@ -64,9 +65,12 @@ class FileProcessor:
             content = "\n\n".join(d.text for d in documents)
             content_hash = hashlib.sha256(content.encode("utf-8")).hexdigest()
             # The documents extracted above are indexed as they are: extracting twice
-            # would double the slow loaders' share (an EPUB takes 1.5 s).
-            report = self.pipeline.index_documents(
-                [(filename, documents)],
+            # would double the slow loaders' share (an EPUB takes 1.5 s). Their fingerprint
+            # is the upload's SHA-256, taken while it was received: stored chunks carry the
+            # same file_hash as the file's row, and nothing is hashed a third time.
+            item = SourceItem(filename, documents=tuple(documents), fingerprint=file_hash)
+            report = self.pipeline.index_sources(
+                [item],
                 collection,
                 extra_payload={
                     "file_id": file_id,

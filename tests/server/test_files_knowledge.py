@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import httpx
@@ -24,6 +25,11 @@ def test_upload_answers_pending_then_completes_with_content(world: World) -> Non
     assert body["data"]["content"] == "Ziggy likes jazz."
     assert body["meta"]["collection_name"] == f"file-{uploaded['id']}"
     assert _store(world).count(f"file-{uploaded['id']}") == 1
+    # One meaning of file_hash: the SHA-256 of the uploaded bytes, on the row and the chunks.
+    digest = hashlib.sha256(b"Ziggy likes jazz.\n").hexdigest()
+    assert body["meta"]["file_hash"] == digest
+    stored = _store(world).scroll_payloads(f"file-{uploaded['id']}", ["file_hash"])
+    assert {payload["file_hash"] for _, payload, _ in stored} == {digest}
 
 
 def test_status_stream_sends_events_until_done(world: World) -> None:
