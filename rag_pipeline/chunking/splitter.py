@@ -83,6 +83,8 @@ class Chunker:
     def _splitters(self) -> tuple[Any, Any, Any]:
         # Built on first split: a run whose worker processes do the chunking never loads
         # the BPE tables in its main process.
+        if self._built is not None:  # the lock is for the first build only
+            return self._built
         with self._build_lock:
             return self._build()
 

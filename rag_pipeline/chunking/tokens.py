@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import threading
@@ -14,15 +13,19 @@ from rag_pipeline.errors import ConfigError
 # The environment is process-wide: two threads loading at once (a server's processing
 # threads) would each set and delete the variable under the other (seen: KeyError).
 _LOAD_LOCK = threading.Lock()
+_ENCODINGS: dict[str, Any] = {}
 
 
 def get_encoding(name: str = "cl100k_base") -> Any:
     """Return a tiktoken encoding, read from the BPE files llama-index-core ships."""
-    with _LOAD_LOCK:
-        return _load_encoding(name)
+    encoding = _ENCODINGS.get(name)
+    if encoding is None:  # only the first load of each name takes the lock
+        with _LOAD_LOCK:
+            encoding = _ENCODINGS.get(name) or _load_encoding(name)
+            _ENCODINGS[name] = encoding
+    return encoding
 
 
-@functools.cache
 def _load_encoding(name: str) -> Any:
     import tiktoken
 

@@ -319,11 +319,14 @@ class Indexer:
         """Yield prepared sources, from worker processes, or inline for small runs."""
         first = list(itertools.islice(planned, INLINE_MAX + 1))
         if self.workers == 0 or len(first) <= INLINE_MAX:
-            preparer = Preparer(self.chunker, self.sparse_encoder, self.max_file_bytes)
-            for task in itertools.chain(first, planned):
-                yield preparer(*task)
+            yield from self._prepare_inline(itertools.chain(first, planned))
             return
         yield from self._prepare_in_pool(itertools.chain(first, planned))
+
+    def _prepare_inline(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
+        preparer = Preparer(self.chunker, self.sparse_encoder, self.max_file_bytes)
+        for task in planned:
+            yield preparer(*task)
 
     def _pool(self) -> ProcessPoolExecutor:
         sparse = self.sparse_encoder.config if self.sparse_encoder is not None else None
@@ -375,9 +378,7 @@ class Indexer:
                     # Workers that never work (e.g. a script without a __main__ guard,
                     # re-run by every worker) must not fail the run: go on inline.
                     log.warning("extraction workers keep failing; preparing in this process")
-                    preparer = Preparer(self.chunker, self.sparse_encoder, self.max_file_bytes)
-                    for task in itertools.chain(broken, planned):
-                        yield preparer(*task)
+                    yield from self._prepare_inline(itertools.chain(broken, planned))
                     return
                 # A worker died (a loader crashed in C, or ran out of memory): the pool is
                 # gone. Every source that was in flight is tried again alone in a new

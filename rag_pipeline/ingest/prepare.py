@@ -8,6 +8,7 @@ from typing import Any
 from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
+from rag_pipeline.loaders import load_file
 from rag_pipeline.store.base import SparseVector
 from rag_pipeline.types import Chunk
 
@@ -64,8 +65,6 @@ class Preparer:
         try:
             documents: Any = item.documents
             if item.path is not None:
-                from rag_pipeline.loaders import load_file
-
                 documents = load_file(item.path, source=item.source, max_bytes=self.max_file_bytes)
             chunks = self.chunker.split(documents, item.source)
             if not chunks:

@@ -8,7 +8,6 @@ from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, StoreError
 from rag_pipeline.store.base import (
-    CollectionInfo,
     Fusion,
     SearchMode,
     VectorStore,
@@ -60,9 +59,7 @@ class Retriever:
             described = self.store.collection_model(name)
             if described is None:
                 raise StoreError(f"knowledge {name!r} does not exist (index something into it)")
-            model, dimension = described
-            info = CollectionInfo(name=name, model=model, dimension=dimension, points=0)
-            check_model(info, self.embedder.model_name, self.embedder.dimension)
+            check_model(name, described, self.embedder.model_name, self.embedder.dimension)
         dense = self.embedder.embed_query(query) if mode != "sparse" else None
         sparse = None
         if mode != "dense":

@@ -60,14 +60,15 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-def check_model(info: CollectionInfo, model: str, dimension: int) -> None:
-    """Refuse to mix embedding models in one collection."""
-    if info.model != model or info.dimension != dimension:
+def check_model(name: str, stored: tuple[str, int], model: str, dimension: int) -> None:
+    """Refuse to mix embedding models in one collection (``stored``: its model, dimension)."""
+    stored_model, stored_dimension = stored
+    if stored_model != model or stored_dimension != dimension:
         raise ModelMismatchError(
-            f"collection {info.name!r} was built with model {info.model!r} "
-            f"({info.dimension} dimensions), not {model!r} ({dimension} dimensions). "
-            f"Query it with --model {info.model!r}, or index into a new knowledge id "
-            f"(the existing one is kept) or delete it first with `rag delete {info.name}`."
+            f"collection {name!r} was built with model {stored_model!r} "
+            f"({stored_dimension} dimensions), not {model!r} ({dimension} dimensions). "
+            f"Query it with --model {stored_model!r}, or index into a new knowledge id "
+            f"(the existing one is kept) or delete it first with `rag delete {name}`."
         )
 
 

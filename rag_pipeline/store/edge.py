@@ -138,7 +138,7 @@ class EdgeStore:
             # Model and dimension only: an exact count per call grew with the collection.
             described = self.collection_model(name)
             if described is not None:
-                check_model(CollectionInfo(name, *described, points=0), model, dimension)
+                check_model(name, described, model, dimension)
                 return
             qe = self._qe
             folder = self._dir(name)

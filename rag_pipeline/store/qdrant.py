@@ -80,7 +80,7 @@ class QdrantStore:
     def ensure_collection(self, name: str, *, model: str, dimension: int) -> None:
         described = self.collection_model(name)
         if described is not None:
-            check_model(CollectionInfo(name, *described, points=0), model, dimension)
+            check_model(name, described, model, dimension)
             return
         m = self._models
         self._client.create_collection(

@@ -107,7 +107,7 @@ def test_first_use_from_many_threads_at_once() -> None:
 
     from rag_pipeline.chunking import tokens
 
-    tokens._load_encoding.cache_clear()
+    tokens._ENCODINGS.clear()
     chunker = Chunker(chunk_size=32, chunk_overlap=4)
     docs = [Document(text=f"Thread {i} writes about tents. " * 20) for i in range(8)]
     with ThreadPoolExecutor(8) as pool:
