@@ -39,3 +39,7 @@ class StoreError(RagError):
 
 class AuthError(RagError):
     """A server refused the credentials."""
+
+
+class PermissionDeniedError(RagError):
+    """The caller is known but may not do this."""

@@ -18,6 +18,7 @@ from rag_pipeline.errors import RagError
 from rag_pipeline.pipeline import Pipeline, make_embedder
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
+from rag_pipeline.server.guard import RequestGuard
 from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
 from rag_pipeline.server.routes import auths, chat, files, knowledge, ollama, retrieval
 from rag_pipeline.server.settings import ServerSettings
@@ -81,6 +82,8 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+
+    app.add_middleware(RequestGuard)
 
     @app.exception_handler(RagError)
     async def rag_error(_request: Request, exc: RagError) -> JSONResponse:

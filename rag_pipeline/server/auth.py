@@ -13,15 +13,19 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import func, select
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rag_pipeline.errors import AuthError
-from rag_pipeline.server.db import ApiKey, Database, User
+from rag_pipeline.errors import AuthError, ConfigError, PermissionDeniedError
+from rag_pipeline.server.db import FIRST_USER, ApiKey, Claim, Database, User, now
 
 API_KEY_PREFIX = "sk-"
 _bearer = HTTPBearer(auto_error=False)
 _hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
 def hash_password(password: str) -> str:
@@ -59,7 +63,10 @@ class TokenIssuer:
     def user_id(self, token: str) -> str:
         """Return the user id a valid token names, or raise AuthError."""
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"])
+            # A token without an expiry would be valid forever: refuse it.
+            claims = jwt.decode(
+                token, self._secret, algorithms=["HS256"], options={"require": ["exp"]}
+            )
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
         user_id = claims.get("id")
@@ -68,30 +75,67 @@ class TokenIssuer:
         return user_id
 
 
+def _claim(session: Session, name: str, user_id: str) -> bool:
+    """Insert the claim ``name`` unless it exists; return whether this call inserted it."""
+    table = Claim.__table__
+    values = {"name": name, "user_id": user_id, "created_at": now()}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql_insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - the two databases we support are above
+        raise ConfigError(f"unsupported database dialect {dialect!r}")
+    # RETURNING, not rowcount: drivers report rowcount for this statement differently.
+    return session.scalar(statement.returning(table.c.name)) is not None
+
+
 def create_user(
-    session: Session, *, name: str, email: str, password: str, role: str | None = None
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    password: str,
+    role: str | None = None,
+    open_signup: bool = True,
 ) -> User:
-    """Create a user; the first user of a server becomes its admin."""
+    """Create a user; the first user of a server becomes its admin.
+
+    Raises AuthError for a taken e-mail, PermissionDeniedError when the server already has
+    its first user and ``open_signup`` is false.
+    """
     email = email.strip().lower()
-    if session.scalar(select(User).where(User.email == email)) is not None:
-        raise AuthError(f"a user with email {email!r} already exists")
-    first = (session.scalar(select(func.count()).select_from(User)) or 0) == 0
+    password_hash = hash_password(password)  # slow: done before the transaction writes
+    user_id = str(uuid.uuid4())
+    # The claim is the transaction's first statement, a write: SQLite takes its write lock
+    # here (waiting its turn) instead of failing a read-then-write upgrade under contention.
+    first = _claim(session, FIRST_USER, user_id)
+    if not first and not open_signup:
+        raise PermissionDeniedError("Sign up is disabled on this server")
+    taken = AuthError(f"a user with email {email!r} already exists")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise taken
     user = User(
-        id=str(uuid.uuid4()),
+        id=user_id,
         name=name,
         email=email,
         role=role or ("admin" if first else "user"),
-        password_hash=hash_password(password),
+        password_hash=password_hash,
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same e-mail committed by a concurrent signup
+        raise taken from None
     return user
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
     """Return the user with these credentials, or raise AuthError."""
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not verify_password(user.password_hash, password):
+    # An unknown e-mail costs one hash check too, so timing does not tell who has an account.
+    valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
+    if user is None or not valid:
         raise AuthError("The email or password provided is incorrect.")
     return user
 
@@ -134,6 +178,10 @@ def current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     """The signed-in user, from ``Authorization: Bearer`` (a JWT or an API key); else 401."""
+    # The request guard has already checked the token, before the body was read.
+    checked = getattr(request.state, "user", None)
+    if checked is not None:
+        return checked
     if credentials is None or not credentials.credentials:
         raise HTTPException(401, "Not authenticated", headers={"WWW-Authenticate": "Bearer"})
     state = request.app.state

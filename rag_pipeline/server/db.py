@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 # File processing states, in the order a file goes through them.
@@ -35,6 +47,24 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(Integer, default=now)
+
+
+class Claim(Base):
+    """A once-only event of the server, held by the one row that inserted it first.
+
+    Concurrent signups on a new server all try to insert ``first_user``; the primary key
+    lets exactly one succeed in any database, so exactly one becomes the first admin
+    (a count of users read first and written later let 15 of 20 racers in).
+    """
+
+    __tablename__ = "claims"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[int] = mapped_column(Integer, default=now)
+
+
+FIRST_USER = "first_user"
 
 
 class ApiKey(Base):
@@ -112,6 +142,18 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._claim_first_user_of_older_database()
+
+    def _claim_first_user_of_older_database(self) -> None:
+        # A database made before claims existed already has its first user.
+        with self.session() as session:
+            if session.get(Claim, FIRST_USER) is not None:
+                return
+            first = session.scalar(select(User.id).order_by(User.created_at).limit(1))
+            if first is None:
+                return
+        with suppress(IntegrityError), self.session() as session:
+            session.add(Claim(name=FIRST_USER, user_id=first))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -125,6 +167,11 @@ class Database:
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # The file holds password hashes and extracted text: owner-only, like the JWT secret
+    # (and its -wal/-shm companions, which SQLite creates with the same mode).
+    path = connection.execute("PRAGMA database_list").fetchone()[2]
+    if path:
+        os.chmod(path, 0o600)
     cursor = connection.cursor()
     # WAL lets the worker write while request threads read; foreign keys make CASCADE work.
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -34,6 +34,12 @@ class ServerSettings(Settings):
     enable_signup: bool = Field(False, description="allow signups after the first (admin) user")
     upstream_timeout: float = Field(300.0, gt=0, description="seconds to wait for an upstream")
     upstream_connect_timeout: float = Field(5.0, gt=0)
+    max_request_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="largest request body other than a file upload (413 past it; uploads "
+        "are capped by max_file_bytes)",
+    )
     models_cache_seconds: float = Field(10.0, ge=0)
     processing_workers: int = Field(
         4,

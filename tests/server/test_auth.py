@@ -181,3 +181,128 @@ def test_signup_is_closed_unless_enabled(tmp_path) -> None:
             json={"name": "Eve", "email": "eve@example.com", "password": "pw"},
         )
         assert second.status_code == 403
+
+
+MODEL_MANAGEMENT = [
+    ("DELETE", "api/delete", {"model": "llama3.1"}),
+    ("POST", "api/pull", {"model": "llama3.1"}),
+    ("POST", "api/push", {"model": "llama3.1"}),
+    ("POST", "api/create", {"model": "mine", "from": "llama3.1"}),
+    ("POST", "api/copy", {"source": "llama3.1", "destination": "x"}),
+    ("POST", "api/unload", {"model": "llama3.1"}),
+    ("POST", "api/blobs/sha256:00", None),
+    # The same calls spelled differently must not slip through.
+    ("DELETE", "api//delete/", {"model": "llama3.1"}),
+    ("POST", "./api/pull", {"model": "llama3.1"}),
+    ("GET", "api/anything-new", None),
+]
+
+
+@pytest.mark.parametrize("credential", ["key", "token"])
+def test_model_management_is_admin_only_and_nothing_is_forwarded(
+    world: World, credential: str
+) -> None:
+    headers = {"Authorization": f"Bearer {getattr(world.bob, credential)}"}
+    world.upstream.clear()
+    for method, path, body in MODEL_MANAGEMENT:
+        response = httpx.request(
+            method, f"{world.url}/ollama/{path}", headers=headers, json=body, timeout=30
+        )
+        assert response.status_code == 403, (method, path, response.text)
+    assert world.upstream.requests == []
+    # Using models stays open to every user.
+    used = httpx.post(
+        f"{world.url}/ollama/api/embed",
+        headers=headers,
+        json={"model": "llama3.2:3b", "input": ["x"]},
+    )
+    assert used.status_code == 200
+    # An admin's call is forwarded (the fake upstream answers 404 to unknown paths).
+    admin = httpx.post(
+        f"{world.url}/ollama/./api//pull/", headers=world.admin.headers, json={"model": "x"}
+    )
+    assert admin.status_code == 404
+    assert [(r["method"], r["path"]) for r in world.upstream.requests[-1:]] == [
+        ("POST", "/api/pull")
+    ]
+
+
+def _race_signups(url: str, emails: list[str]) -> list[httpx.Response]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def signup(email: str) -> httpx.Response:
+        body = {"name": "racer", "email": email, "password": "pw-123456"}
+        return httpx.post(f"{url}/api/v1/auths/signup", json=body, timeout=60)
+
+    with ThreadPoolExecutor(len(emails)) as pool:
+        return list(pool.map(signup, emails))
+
+
+def check_signup_races(settings_for, tmp_path) -> None:
+    """Concurrent signups: one first admin, others refused or users; same e-mail is a 400."""
+    from rag_pipeline.server import ServerSettings
+
+    from .harness import live_server
+
+    closed: ServerSettings = settings_for(tmp_path / "closed", enable_signup=False)
+    with live_server(closed) as server:
+        answers = _race_signups(server.url, [f"u{n}@example.com" for n in range(20)])
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200] + [403] * 19, [r.text for r in answers]
+        assert [r.json()["role"] for r in answers if r.status_code == 200] == ["admin"]
+
+    opened: ServerSettings = settings_for(tmp_path / "open", enable_signup=True)
+    with live_server(opened) as server:
+        answers = _race_signups(server.url, [f"u{n}@example.com" for n in range(12)])
+        assert [r.status_code for r in answers] == [200] * 12
+        assert sorted(r.json()["role"] for r in answers) == ["admin"] + ["user"] * 11
+        same = _race_signups(server.url, ["same@example.com"] * 10)
+        assert sorted(r.status_code for r in same) == [200] + [400] * 9
+        refused = [r.json()["detail"] for r in same if r.status_code == 400]
+        assert all("already exists" in detail for detail in refused)
+
+
+def test_signup_races_on_sqlite(tmp_path) -> None:
+    from rag_pipeline.server import ServerSettings
+
+    def settings_for(data_dir, **values):
+        return ServerSettings(data_dir=data_dir, **values)
+
+    check_signup_races(settings_for, tmp_path)
+
+
+def test_a_database_from_before_claims_keeps_its_first_admin(tmp_path) -> None:
+    from sqlalchemy import delete
+
+    from rag_pipeline.server.auth import create_user
+    from rag_pipeline.server.db import Claim, Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    database = Database(url)
+    with database.session() as session:
+        first = create_user(session, name="Root", email="root@example.com", password="pw")
+    with database.session() as session:
+        session.execute(delete(Claim))  # as a database made before the claims table
+    database.close()
+    reopened = Database(url)
+    with reopened.session() as session:
+        later = create_user(session, name="Eve", email="eve@example.com", password="pw")
+        assert session.get(Claim, "first_user").user_id == first.id
+    assert (first.role, later.role) == ("admin", "user")
+    reopened.close()
+
+
+def test_tokens_without_expiry_are_refused_and_the_database_is_private(world: World) -> None:
+    import stat
+
+    from rag_pipeline.server.auth import TokenIssuer
+
+    secret = world.server.settings.resolved_jwt_secret()
+    forever = jwt.encode({"id": world.admin.id}, secret, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {forever}"}
+    assert httpx.get(f"{world.url}/api/v1/files/", headers=headers).status_code == 401
+    token, _ = TokenIssuer(secret, 60).issue(world.admin.id)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{world.url}/api/v1/files/", headers=headers).status_code == 200
+    database = world.server.settings.data_dir / "server.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600

@@ -118,3 +118,21 @@ def test_server_keeps_its_metadata_in_postgres_across_restarts(
             json={"collection_names": [knowledge["id"]], "query": "what does Ziggy eat?"},
         ).json()
         assert "7 apples" in hits["documents"][0][0]
+
+
+def test_signup_races_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    from .test_auth import check_signup_races
+
+    admin_url = postgres_url.replace("+psycopg", "")
+    names = iter(range(100))
+
+    def settings_for(data_dir: Path, **values: object) -> ServerSettings:
+        database = f"race{next(names)}"
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f"create database {database}")
+        url = postgres_url.rsplit("/", 1)[0] + "/" + database
+        return ServerSettings(data_dir=data_dir, database_url=url, **values)
+
+    check_signup_races(settings_for, tmp_path)

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from rag_pipeline.errors import AuthError
+from rag_pipeline.errors import AuthError, PermissionDeniedError
 from rag_pipeline.server.auth import (
     CurrentUser,
     authenticate,
@@ -62,15 +62,20 @@ def _session_answer(request: Request, user: User) -> dict[str, Any]:
 def signup(request: Request, form: SignupForm) -> dict[str, Any]:
     """Create an account; the first becomes admin, later ones need signups enabled."""
     state = request.app.state
-    with state.db.session() as session:
-        has_users = (session.scalar(select(func.count()).select_from(User)) or 0) > 0
-        if has_users and not state.settings.enable_signup:
-            raise HTTPException(403, "Sign up is disabled on this server")
-        try:
-            user = create_user(session, name=form.name, email=form.email, password=form.password)
-        except AuthError as exc:
-            raise HTTPException(400, str(exc)) from None
-        return _session_answer(request, user)
+    try:
+        with state.db.session() as session:
+            user = create_user(
+                session,
+                name=form.name,
+                email=form.email,
+                password=form.password,
+                open_signup=state.settings.enable_signup,
+            )
+    except PermissionDeniedError as exc:
+        raise HTTPException(403, str(exc)) from None
+    except AuthError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return _session_answer(request, user)
 
 
 @router.post("/signin")

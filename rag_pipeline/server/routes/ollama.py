@@ -27,6 +27,31 @@ _HOP_HEADERS = {
     "cookie",
 }
 _PASS_BACK = {"content-type", "content-disposition"}
+# What any signed-in user may call, as in Open WebUI: listing, showing and using models.
+# Everything else (pull, push, create, copy, delete, unload, blobs, and any path Ollama
+# adds later) manages the shared server's models and is for admins only.
+_USER_CALLS = {
+    ("GET", "api/tags"),
+    ("GET", "api/version"),
+    ("GET", "api/ps"),
+    ("POST", "api/show"),
+    ("POST", "api/embed"),
+    ("POST", "api/embeddings"),
+    ("POST", "api/generate"),
+    ("POST", "api/chat"),
+    ("GET", "v1/models"),
+    ("POST", "v1/embeddings"),
+    ("POST", "v1/completions"),
+    ("POST", "v1/chat/completions"),
+}
+
+
+def _normalised(path: str) -> str:
+    """The path without empty or ``.`` segments, so ``api//delete/`` is ``api/delete``."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise HTTPException(400, "'..' is not allowed in an Ollama API path")
+    return "/".join(parts)
 
 
 def _local_tag(model_name: str) -> dict[str, Any]:
@@ -97,6 +122,10 @@ async def _local(request: Request, path: str) -> Response:
 
 async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Response:
     """Forward any Ollama API call unchanged, streaming NDJSON answers through."""
+    path = _normalised(path)
+    method = "GET" if request.method == "HEAD" else request.method
+    if user.role != "admin" and (method, path) not in _USER_CALLS:
+        raise HTTPException(403, f"Only an admin may call /ollama/{path}")
     upstreams = request.app.state.upstreams
     if not upstreams.ollama_url:
         return await _local(request, path)
