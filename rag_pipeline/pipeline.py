@@ -12,7 +12,7 @@ from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.settings import Settings
 from rag_pipeline.store.base import SearchMode, VectorStore, validate_collection_name
-from rag_pipeline.types import ChatPayload, Document, Hit
+from rag_pipeline.types import ChatPayload, Document, Hit, SearchScope
 
 if TYPE_CHECKING:
     from rag_pipeline.chunking.splitter import Chunker
@@ -236,8 +236,8 @@ class Pipeline:
             extra_payload=extra_payload,
         )
 
-    def indexer(self) -> Indexer:
-        """Return an indexer over this pipeline's parts."""
+    def indexer(self, *, workers: int | None = None) -> Indexer:
+        """Return an indexer over this pipeline's parts (``workers``: default the setting)."""
         from rag_pipeline.ingest import EMBED_GROUP, Indexer
 
         return Indexer(
@@ -246,7 +246,7 @@ class Pipeline:
             self.chunker,
             sparse_encoder=self.sparse_encoder,
             max_file_bytes=self.settings.max_file_bytes,
-            workers=self.settings.workers,
+            workers=self.settings.workers if workers is None else workers,
             # Enough chunks per call to fill several of the model's batches after sorting.
             embed_group=max(EMBED_GROUP, 4 * self.settings.effective_batch_size),
         )
@@ -267,12 +267,12 @@ class Pipeline:
     def query(
         self,
         text: str,
-        knowledge_ids: str | Sequence[str],
+        knowledge_ids: str | Sequence[str | SearchScope],
         *,
         top_k: int | None = None,
         mode: SearchMode | None = None,
     ) -> list[Hit]:
-        """Return the chunks that best answer ``text``."""
+        """Return the chunks that best answer ``text`` (in collections, or scopes of them)."""
         if not text.strip():
             raise ConfigError("the query is empty")
         ids = [knowledge_ids] if isinstance(knowledge_ids, str) else list(knowledge_ids)
@@ -281,7 +281,7 @@ class Pipeline:
     def payload(
         self,
         text: str,
-        knowledge_ids: str | Sequence[str],
+        knowledge_ids: str | Sequence[str | SearchScope],
         *,
         model: str,
         messages: Sequence[dict[str, Any]] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,14 @@ class Hit:
             "source": self.source,
             "metadata": self.metadata,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """A collection to search, narrowed to the points whose payload matches ``where``."""
+
+    collection: str
+    where: Mapping[str, str | Sequence[str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ TASK_BYTES = 1 << 20
 # Worker pools rebuilt after crashes before the run goes on without workers.
 MAX_POOL_RESTARTS = 8
 log = logging.getLogger(__name__)
-_STATE_FIELDS = ["source", "file_hash", "file_chunks", "root"]
+_STATE_FIELDS = ["source", "key", "file_hash", "file_chunks", "root"]
 
 
 _Task = tuple[SourceItem, str, str]
@@ -139,10 +139,12 @@ class _Writer:
             for chunk, sparse in zip(
                 prepared.chunks, prepared.sparse or itertools.repeat(None), strict=False
             ):
-                payload = {**chunk.metadata, **run.extra}
+                payload = {**chunk.metadata, **run.extra, **(prepared.payload or {})}
+                if prepared.name != prepared.source:
+                    payload["key"] = prepared.source
                 payload.update(
                     text=chunk.text,
-                    source=chunk.source,
+                    source=prepared.name,
                     chunk_index=chunk.index,
                     file_hash=prepared.fingerprint,
                     file_chunks=len(prepared.chunks),
@@ -161,6 +163,7 @@ class _Writer:
             with run.lock:
                 run.report.chunks_added += len(prepared.chunks)
                 run.report.chunks_deleted += len(stale)
+                run.report.chunk_counts[prepared.source] = len(prepared.chunks)
             run.record(prepared.source, prepared.status)
 
 
@@ -240,7 +243,11 @@ class Indexer:
         """Index source items; ``prune`` removes sources of ``root_key`` not among them."""
         started = time.perf_counter()
         report = IndexReport(knowledge_id=knowledge_id)
-        existing, dimension = self._open(knowledge_id)
+        if not prune:
+            # Only these sources' stored state is needed: read theirs, not the collection's
+            # (a server's shared uploads collection grows with every upload).
+            items = list(items)
+        existing, dimension = self._open(knowledge_id, None if prune else items)
         run = _Run(
             knowledge_id,
             existing,
@@ -273,7 +280,10 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _open(self, knowledge_id: str) -> tuple[dict[str, dict[str, Any]], int]:
+    def _open(
+        self, knowledge_id: str, only: list[SourceItem] | None
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """The collection's dimension and stored state per source (of ``only``, if given)."""
         described = self.store.collection_model(knowledge_id)
         if described is None or described[0] != self.embedder.model_name:
             # Knowing the dimension may mean loading a model; a re-run that finds
@@ -282,11 +292,13 @@ class Indexer:
             self.store.ensure_collection(
                 knowledge_id, model=self.embedder.model_name, dimension=dimension
             )
+            # Keyed sources are looked up by key: index it from the start.
+            self.store.ensure_payload_index(knowledge_id, "key")
             described = (self.embedder.model_name, dimension)
         existing: dict[str, dict[str, Any]] = {}
-        for point_id, payload, _ in self.store.scroll_payloads(knowledge_id, _STATE_FIELDS):
+        for point_id, payload, _ in self._stored_state(knowledge_id, only):
             entry = existing.setdefault(
-                payload.get("source", ""),
+                payload.get("key") or payload.get("source", ""),
                 {"hashes": set(), "ids": [], "chunks": set(), "root": payload.get("root")},
             )
             entry["hashes"].add(payload.get("file_hash"))
@@ -294,16 +306,32 @@ class Indexer:
             entry["ids"].append(point_id)
         return existing, described[1]
 
+    def _stored_state(
+        self, knowledge_id: str, only: list[SourceItem] | None
+    ) -> Iterator[tuple[str, dict[str, Any], Any]]:
+        if only is None:
+            yield from self.store.scroll_payloads(knowledge_id, _STATE_FIELDS)
+            return
+        keys = sorted({item.key for item in only if item.key})
+        names = sorted({item.source for item in only if not item.key})
+        if keys:
+            yield from self.store.scroll_payloads(knowledge_id, _STATE_FIELDS, where={"key": keys})
+        if names:
+            yield from self.store.scroll_payloads(
+                knowledge_id, _STATE_FIELDS, where={"source": names}
+            )
+
     def _plan(self, items: Iterable[SourceItem], run: _Run) -> Iterator[_Task]:
         """Yield (item, fingerprint, status) for each source that changed; record the rest."""
         for item in items:
-            run.seen.add(item.source)
+            identity = item.identity
+            run.seen.add(identity)
             try:
                 fingerprint = item.resolve_fingerprint()
             except RagError as exc:
-                run.record(item.source, "failed", reason(exc))
+                run.record(identity, "failed", reason(exc))
                 continue
-            before = run.existing.get(item.source)
+            before = run.existing.get(identity)
             # Every chunk must carry this fingerprint and all of them must be there: a run
             # cut off mid-file leaves a mix or a short count, and the file is done again.
             if (
@@ -311,7 +339,9 @@ class Indexer:
                 and before["hashes"] == {fingerprint}
                 and before["chunks"] == {len(before["ids"])}
             ):
-                run.record(item.source, "skipped")
+                with run.lock:
+                    run.report.chunk_counts[identity] = len(before["ids"])
+                run.record(identity, "skipped")
                 continue
             yield item, fingerprint, "updated" if before else "added"
 
@@ -385,10 +415,10 @@ class Indexer:
                 # pool; one that breaks it a second time is reported, the rest go on.
                 pool = self._pool()
                 for task in broken:
-                    if task[0].source in retried:
-                        yield Failed(task[0].source, "extraction crashed its worker process")
+                    if task[0].identity in retried:
+                        yield Failed(task[0].identity, "extraction crashed its worker process")
                     else:
-                        retried.add(task[0].source)
+                        retried.add(task[0].identity)
                         in_flight[pool.submit(prepare_batch_in_worker, [task])] = [task]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

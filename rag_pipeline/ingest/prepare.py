@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +28,14 @@ class PrepareConfig:
 class Prepared:
     """One source's chunks, the texts to embed and their sparse vectors, ready to embed."""
 
-    source: str
+    source: str  # the item's identity (its key, else its name)
     fingerprint: str
     status: str  # "added" or "updated"
     chunks: list[Chunk]
     texts: list[str]
     sparse: list[SparseVector] | None
+    name: str = ""  # the name stored as the chunks' ``source``
+    payload: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,8 @@ class Preparer:
             documents: Any = item.documents
             if item.path is not None:
                 documents = load_file(item.path, source=item.source, max_bytes=self.max_file_bytes)
-            chunks = self.chunker.split(documents, item.source)
+            # Chunk ids derive from the identity, so equal names never share a point.
+            chunks = self.chunker.split(documents, item.identity)
             if not chunks:
                 raise LoaderError(item.source, "no text to index after chunking")
             texts = [embedding_text(c) for c in chunks]
@@ -74,10 +78,12 @@ class Preparer:
             if self.sparse_encoder is not None:
                 sparse = [self.sparse_encoder.embed_document(t) for t in texts]
         except RagError as exc:
-            return Failed(item.source, reason(exc))
+            return Failed(item.identity, reason(exc))
         except Exception as exc:  # a loader library bug must fail this file, not the run
-            return Failed(item.source, f"{type(exc).__name__}: {exc}")
-        return Prepared(item.source, fingerprint, status, chunks, texts, sparse)
+            return Failed(item.identity, f"{type(exc).__name__}: {exc}")
+        return Prepared(
+            item.identity, fingerprint, status, chunks, texts, sparse, item.source, item.payload
+        )
 
 
 def reason(exc: RagError) -> str:

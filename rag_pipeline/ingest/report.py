@@ -22,6 +22,8 @@ class IndexReport:
     chunks_added: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
+    # Chunks now stored per source written or skipped (a server records them per file).
+    chunk_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:

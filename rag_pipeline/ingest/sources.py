@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rag_pipeline.errors import ConfigError, LoaderError
 from rag_pipeline.loaders import is_supported
@@ -19,12 +20,16 @@ class SourceItem:
 
     ``source`` is the name stored with every chunk; ``fingerprint`` (SHA-256) decides
     whether it changed since the last run and is computed once, here, when not given.
+    ``key`` is its identity in the collection when names can repeat (a server's uploads:
+    the file id; default: ``source``), and ``payload`` is stored with its chunks.
     """
 
     source: str
     path: Path | None = None
     documents: tuple[Document, ...] | None = None
     fingerprint: str | None = None
+    key: str | None = None
+    payload: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.documents is None):
@@ -42,6 +47,11 @@ class SourceItem:
     def from_documents(cls, source: str, documents: Sequence[Document]) -> SourceItem:
         """Text already extracted (e.g. by a server), fingerprinted by its content."""
         return cls(source=source, documents=tuple(documents))
+
+    @property
+    def identity(self) -> str:
+        """What the run tracks this source by: ``key``, else ``source``."""
+        return self.key or self.source
 
     def size(self) -> int:
         """Bytes to read (a file) or characters held (documents); 0 if unknown."""

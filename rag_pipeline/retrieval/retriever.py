@@ -13,7 +13,7 @@ from rag_pipeline.store.base import (
     VectorStore,
     check_model,
 )
-from rag_pipeline.types import Hit
+from rag_pipeline.types import Hit, SearchScope
 
 
 class Retriever:
@@ -45,16 +45,17 @@ class Retriever:
     def search(
         self,
         query: str,
-        collections: Sequence[str],
+        collections: Sequence[str | SearchScope],
         *,
         top_k: int = 5,
         mode: SearchMode | None = None,
     ) -> list[Hit]:
-        """Return the best ``top_k`` chunks over all ``collections``."""
+        """Return the best ``top_k`` chunks over all ``collections``, embedding the query once."""
         if top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
         mode = mode or self.mode
-        for name in collections:
+        scopes = [c if isinstance(c, SearchScope) else SearchScope(c) for c in collections]
+        for name in dict.fromkeys(scope.collection for scope in scopes):
             # Model and dimension only: an exact count here cost ~1 ms a query.
             described = self.store.collection_model(name)
             if described is None:
@@ -67,17 +68,18 @@ class Retriever:
                 raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
             sparse = self.sparse_encoder.embed_query(query)
         hits: list[Hit] = []
-        for name in collections:
+        for scope in scopes:
             for hit in self.store.search(
-                name,
+                scope.collection,
                 dense=dense,
                 sparse=sparse,
                 limit=top_k,
                 mode=mode,
+                where=scope.where,
                 candidates=max(self.candidates, top_k),
                 fusion=self.fusion,
             ):
-                hit.metadata.setdefault("knowledge_id", name)
+                hit.metadata.setdefault("knowledge_id", scope.collection)
                 hits.append(hit)
         hits.sort(key=lambda h: h.score, reverse=True)
         if self.min_similarity is not None:

@@ -57,7 +57,9 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         state.upstreams = Upstreams(settings, state.http)
         state.processor = FileProcessor(state.db, state.pipeline)
-        state.worker = ProcessingWorker(state.db, state.processor, settings.processing_workers)
+        state.worker = ProcessingWorker(
+            state.db, state.processor, settings.processing_workers, settings.processing_batch
+        )
         state.worker.start()
         # The model loads in the background (seconds): health answers at once, and the
         # first upload or query finds it ready instead of paying for it.

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -24,19 +25,45 @@ from rag_pipeline.server.db import (
     KnowledgeFile,
 )
 from rag_pipeline.store.base import StoredPoint
+from rag_pipeline.types import SearchScope
 
 log = logging.getLogger(__name__)
 
-# Point ids in a knowledge collection derive from (file id, point id in the file's
+# Point ids in a knowledge collection derive from (file id, point id in the uploads
 # collection): adding a file twice rewrites the same points, and two files that happen
 # to share a chunk id never overwrite each other.
 _COPY_NAMESPACE = uuid.UUID("0f3c7d8e-2b6a-4c1e-9a57-6e2d4b8f1c03")
 _COPY_BATCH = 256
+# Every upload's chunks live in this one collection, told apart by their ``file_id``
+# (indexed). A collection per upload cost a shard's creation, flush and close each
+# (qdrant-edge: ~8 engine threads and several files per shard), more than the embedding of
+# a small file.
+UPLOADS_COLLECTION = "uploads"
 
 
-def file_collection_name(file_id: str) -> str:
-    """The collection holding one uploaded file's chunks."""
-    return f"file-{file_id}"
+def file_scope(file_id: str) -> SearchScope:
+    """Where one uploaded file's chunks are: its points of the uploads collection."""
+    return SearchScope(UPLOADS_COLLECTION, {"file_id": file_id})
+
+
+def knowledge_scope(knowledge_id: str) -> SearchScope:
+    """Where a knowledge base's chunks are: the collection named by its id."""
+    return SearchScope(knowledge_id)
+
+
+@dataclass(slots=True)
+class _Upload:
+    """One claimed file on its way through a batch."""
+
+    file_id: str
+    filename: str
+    path: Path
+    user_id: str
+    size: int
+    file_hash: str
+    content: str = ""
+    content_hash: str = ""
+    error: str | None = None
 
 
 class FileProcessor:
@@ -48,56 +75,98 @@ class FileProcessor:
         # Serialises "is the file done?" against "copy it into its knowledge bases", so a
         # file added while processing is copied exactly once, by whichever side sees it done.
         self.link_lock = threading.Lock()
+        self._indexed: set[str] = set()
 
     def process(self, file_id: str) -> None:
         """Process one file whose row is marked processing; record completion or failure."""
+        self.process_batch([file_id])
+
+    def process_batch(self, file_ids: list[str]) -> None:
+        """Process files marked processing together: their chunks share embedding batches."""
+        uploads = self._load_rows(file_ids)
+        items = [item for upload in uploads if (item := self._extract(upload)) is not None]
+        if items:
+            try:
+                # Inline: uploads arrive extracted, and the server's threads already run
+                # several batches at once (a process pool per batch costs more than it saves).
+                report = self.pipeline.indexer(workers=0).run(items, UPLOADS_COLLECTION)
+            except Exception as exc:  # the store or the model failed the whole batch
+                log.exception("indexing uploads %s failed", [i.key for i in items])
+                failed = {item.key: f"{type(exc).__name__}: {exc}" for item in items}
+                report = None
+            else:
+                failed = {e["path"]: e["error"] for e in report.errors}
+                self._index_file_ids()
+            for upload in uploads:
+                if upload.error is None and upload.file_id in failed:
+                    upload.error = failed[upload.file_id]
+        for upload in uploads:
+            chunks = report.chunk_counts.get(upload.file_id, 0) if items and report else 0
+            if upload.error is not None:
+                still_there = self._finish(upload.file_id, FAILED, error=upload.error)
+            else:
+                still_there = self._finish(
+                    upload.file_id,
+                    COMPLETED,
+                    content=upload.content,
+                    content_hash=upload.content_hash,
+                    chunks=chunks,
+                )
+            if not still_there:
+                # Deleted while we worked: drop whatever we wrote.
+                self.delete_file_vectors(upload.file_id)
+
+    def _load_rows(self, file_ids: list[str]) -> list[_Upload]:
         with self.db.session() as session:
-            record = session.get(FileRecord, file_id)
-            if record is None:
-                return
-            path, filename, user_id = Path(record.path), record.filename, record.user_id
-            size, file_hash = record.size, record.file_hash
-        collection = file_collection_name(file_id)
+            records = session.scalars(select(FileRecord).where(FileRecord.id.in_(file_ids))).all()
+            return [
+                _Upload(r.id, r.filename, Path(r.path), r.user_id, r.size, r.file_hash)
+                for r in records
+            ]
+
+    def _extract(self, upload: _Upload) -> SourceItem | None:
+        """Load one upload's text; None (with ``upload.error`` set) if it cannot be read."""
         try:
             documents = load_file(
-                path, source=filename, max_bytes=self.pipeline.settings.max_file_bytes
+                upload.path, source=upload.filename, max_bytes=self.pipeline.settings.max_file_bytes
             )
-            content = "\n\n".join(d.text for d in documents)
-            content_hash = hashlib.sha256(content.encode("utf-8")).hexdigest()
-            # The documents extracted above are indexed as they are: extracting twice
-            # would double the slow loaders' share (an EPUB takes 1.5 s). Their fingerprint
-            # is the upload's SHA-256, taken while it was received: stored chunks carry the
-            # same file_hash as the file's row, and nothing is hashed a third time.
-            item = SourceItem(filename, documents=tuple(documents), fingerprint=file_hash)
-            report = self.pipeline.index_sources(
-                [item],
-                collection,
-                extra_payload={
-                    "file_id": file_id,
-                    "name": filename,
-                    "created_by": user_id,
-                    "hash": content_hash,
-                    "size": size,
-                },
-            )
-            if report.errors:
-                raise RagError(report.errors[0]["error"])
         except RagError as exc:
-            still_there = self._finish(file_id, FAILED, error=str(exc) or type(exc).__name__)
-        except Exception as exc:  # a loader bug must fail this file, not the worker
-            log.exception("processing file %s failed", file_id)
-            still_there = self._finish(file_id, FAILED, error=f"{type(exc).__name__}: {exc}")
-        else:
-            # A file redone after a crash may find its chunks already stored (skipped).
-            chunks = (
-                report.chunks_added if not report.skipped else self.pipeline.store.count(collection)
-            )
-            still_there = self._finish(
-                file_id, COMPLETED, content=content, content_hash=content_hash, chunks=chunks
-            )
-        if not still_there:
-            # Deleted while we worked: drop whatever we wrote.
-            self.pipeline.store.delete_collection(collection)
+            upload.error = str(exc) or type(exc).__name__
+            return None
+        except Exception as exc:  # a loader bug must fail this file, not the batch
+            log.exception("extracting file %s failed", upload.file_id)
+            upload.error = f"{type(exc).__name__}: {exc}"
+            return None
+        upload.content = "\n\n".join(d.text for d in documents)
+        upload.content_hash = hashlib.sha256(upload.content.encode("utf-8")).hexdigest()
+        # The documents extracted above are indexed as they are: extracting twice would
+        # double the slow loaders' share (an EPUB takes 1.5 s). Their fingerprint is the
+        # upload's SHA-256, taken while it was received: stored chunks carry the same
+        # file_hash as the file's row, and nothing is hashed a third time. The file id is
+        # the key: two uploads of one name never share points.
+        return SourceItem(
+            upload.filename,
+            documents=tuple(documents),
+            fingerprint=upload.file_hash,
+            key=upload.file_id,
+            payload={
+                "file_id": upload.file_id,
+                "name": upload.filename,
+                "created_by": upload.user_id,
+                "hash": upload.content_hash,
+                "size": upload.size,
+            },
+        )
+
+    def _index_file_ids(self, collection: str = UPLOADS_COLLECTION) -> None:
+        if collection not in self._indexed:
+            self.pipeline.store.ensure_payload_index(collection, "file_id")
+            self._indexed.add(collection)
+
+    def delete_file_vectors(self, file_id: str) -> None:
+        """Delete an upload's chunks from the uploads collection."""
+        if self.pipeline.store.collection_model(UPLOADS_COLLECTION) is not None:
+            self.pipeline.store.delete_where(UPLOADS_COLLECTION, "file_id", file_id)
 
     def _finish(
         self,
@@ -160,14 +229,17 @@ class FileProcessor:
     def copy_vectors(self, file_id: str, knowledge_id: str) -> int:
         """Copy a file's stored points (dense, sparse, payload) into a knowledge collection."""
         store = self.pipeline.store
-        source = file_collection_name(file_id)
-        described = store.collection_model(source)
+        described = store.collection_model(UPLOADS_COLLECTION)
         if described is None:
             return 0
         store.ensure_collection(knowledge_id, model=described[0], dimension=described[1])
+        self._index_file_ids(knowledge_id)
         batch: list[StoredPoint] = []
         copied = 0
-        for point_id, payload, vectors in store.scroll_payloads(source, None, with_vectors=True):
+        for point_id, payload, vectors in store.scroll_payloads(
+            UPLOADS_COLLECTION, None, with_vectors=True, where={"file_id": file_id}
+        ):
+            payload.pop("key", None)  # the uploads collection's bookkeeping
             batch.append(
                 StoredPoint(
                     id=str(uuid.uuid5(_COPY_NAMESPACE, f"{file_id}/{point_id}")),
@@ -191,12 +263,15 @@ class FileProcessor:
 
 
 class ProcessingWorker:
-    """Threads that take pending files from the database, oldest first, and process them."""
+    """Threads that take pending files from the database, oldest first, a batch at a time."""
 
-    def __init__(self, database: Database, processor: FileProcessor, threads: int = 1) -> None:
+    def __init__(
+        self, database: Database, processor: FileProcessor, threads: int = 1, batch: int = 16
+    ) -> None:
         self.db = database
         self.processor = processor
         self._threads_wanted = threads
+        self._batch = batch
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -226,38 +301,39 @@ class ProcessingWorker:
             thread.join(timeout)
         self._threads.clear()
 
-    def claim(self) -> str | None:
-        """Mark the oldest pending file as processing and return its id."""
+    def claim(self) -> list[str]:
+        """Mark the oldest pending files (up to a batch) as processing and return their ids."""
+        oldest = (
+            select(FileRecord.id)
+            .where(FileRecord.status == PENDING)
+            .order_by(FileRecord.queued_at, FileRecord.id)
+            .limit(self._batch)
+        )
+        # One UPDATE … RETURNING: a single write, so SQLite takes its write lock at once
+        # instead of failing a read-then-write upgrade, and the status condition, checked
+        # again on the locked row, makes each claim exclusive between threads.
         with self.db.session() as session:
-            candidates = session.scalars(
-                select(FileRecord.id)
+            claimed = session.scalars(
+                update(FileRecord)
+                .where(FileRecord.id.in_(oldest.scalar_subquery()))
                 .where(FileRecord.status == PENDING)
-                .order_by(FileRecord.queued_at, FileRecord.id)
-                .limit(4)
+                .values(status=PROCESSING)
+                .returning(FileRecord.id)
             ).all()
-            for file_id in candidates:
-                # The status check in the UPDATE makes a claim atomic between threads.
-                result = session.execute(
-                    update(FileRecord)
-                    .where(FileRecord.id == file_id, FileRecord.status == PENDING)
-                    .values(status=PROCESSING)
-                )
-                if result.rowcount == 1:
-                    return file_id
-        return None
+        return list(claimed)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                file_id = self.claim()
+                file_ids = self.claim()
             except Exception:
                 log.exception("cannot read pending files")
-                file_id = None
-            if file_id is None:
+                file_ids = []
+            if not file_ids:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
             try:
-                self.processor.process(file_id)
+                self.processor.process_batch(file_ids)
             except Exception:
-                log.exception("processing file %s crashed", file_id)
+                log.exception("processing files %s crashed", file_ids)

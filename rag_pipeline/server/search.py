@@ -12,46 +12,47 @@ from sqlalchemy.orm import Session
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server.db import FileRecord, Knowledge, User
 from rag_pipeline.server.ownership import owned_file, owned_knowledge
-from rag_pipeline.server.processing import file_collection_name
+from rag_pipeline.server.processing import file_scope, knowledge_scope
 from rag_pipeline.store.base import SearchMode
-from rag_pipeline.types import Hit
+from rag_pipeline.types import Hit, SearchScope
 
 # Payload fields that are bookkeeping of the indexer, or server paths, not metadata to show.
-_HIDDEN = {"root", "file_chunks", "knowledge_id"}
+_HIDDEN = {"root", "file_chunks", "knowledge_id", "key"}
 
 
-def collection_for_name(session: Session, user: User, name: str) -> str:
-    """Check that ``name`` is a file (``file-{id}``) or knowledge collection this user may read."""
+def collection_for_name(session: Session, user: User, name: str) -> SearchScope:
+    """Where the collection a client names (``file-{id}`` or a knowledge id) is, if readable."""
     if name.startswith("file-") and session.get(FileRecord, name[5:]) is not None:
         owned_file(session, user, name[5:])
-        return name
+        return file_scope(name[5:])
     if session.get(Knowledge, name) is not None:
         owned_knowledge(session, user, name)
-        return name
+        return knowledge_scope(name)
     raise HTTPException(404, f"Collection {name} not found")
 
 
-def collection_for_ref(session: Session, user: User, ref: dict[str, Any]) -> str:
-    """The collection a chat ``files`` entry (``{"type": "file"|"collection", "id"}``) names."""
+def collection_for_ref(session: Session, user: User, ref: dict[str, Any]) -> SearchScope:
+    """Where a chat ``files`` entry (``{"type": "file"|"collection", "id"}``) points."""
     kind, ref_id = ref.get("type"), str(ref.get("id") or "")
     if kind == "file":
         owned_file(session, user, ref_id)
-        return file_collection_name(ref_id)
+        return file_scope(ref_id)
     if kind == "collection":
         owned_knowledge(session, user, ref_id)
-        return ref_id
+        return knowledge_scope(ref_id)
     raise HTTPException(400, f"Unsupported file type {kind!r}: use 'file' or 'collection'")
 
 
 def search(
     pipeline: Pipeline,
-    collections: Sequence[str],
+    scopes: Sequence[SearchScope],
     query: str,
     k: int,
     mode: SearchMode | None = None,
 ) -> list[Hit]:
-    """The best ``k`` hits over the collections that exist (a file still processing has none)."""
-    existing = [c for c in collections if pipeline.store.collection_model(c) is not None]
+    """The best ``k`` hits over the scopes whose collection exists (none before a first file)."""
+    store = pipeline.store
+    existing = [s for s in scopes if store.collection_model(s.collection) is not None]
     if not existing or not query.strip():
         return []
     return pipeline.query(query, existing, top_k=k, mode=mode)

@@ -6,7 +6,6 @@ from typing import Any
 
 from rag_pipeline.server.auth import user_summary
 from rag_pipeline.server.db import COMPLETED, FileRecord, Knowledge, User
-from rag_pipeline.server.processing import file_collection_name
 
 
 def file_meta(record: FileRecord, collection_name: str | None = None) -> dict[str, Any]:
@@ -21,7 +20,8 @@ def file_meta(record: FileRecord, collection_name: str | None = None) -> dict[st
     if collection_name is not None:
         meta["collection_name"] = collection_name
     elif record.status == COMPLETED:
-        meta["collection_name"] = file_collection_name(record.id)
+        # Open WebUI's name for a file's collection; the server maps it back (search.py).
+        meta["collection_name"] = f"file-{record.id}"
     return meta
 
 

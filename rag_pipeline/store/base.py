@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -16,6 +16,8 @@ DENSE = "dense"
 SPARSE = "sparse"
 SearchMode = Literal["dense", "sparse", "hybrid"]
 Fusion = Literal["dbsf", "rrf"]
+# Payload conditions, all of which must hold: a string must equal, a list is "any of".
+Where = Mapping[str, str | Sequence[str]]
 # Reciprocal-rank fusion constant (the usual 60); only used with fusion="rrf".
 RRF_K = 60
 
@@ -109,9 +111,18 @@ class VectorStore(Protocol):
         ...
 
     def scroll_payloads(
-        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+        self,
+        name: str,
+        fields: Sequence[str] | None = None,
+        *,
+        with_vectors: bool = False,
+        where: Where | None = None,
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
-        """Yield (id, payload, vectors-or-None) for every point."""
+        """Yield (id, payload, vectors-or-None) for every point (that ``where`` matches)."""
+        ...
+
+    def ensure_payload_index(self, name: str, key: str) -> None:
+        """Index a keyword payload field, so filters on it do not scan the collection."""
         ...
 
     def search(
@@ -122,7 +133,7 @@ class VectorStore(Protocol):
         sparse: SparseVector | None = None,
         limit: int = 10,
         mode: SearchMode = "dense",
-        where: dict[str, str] | None = None,
+        where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
     ) -> list[Hit]:

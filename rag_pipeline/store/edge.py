@@ -24,6 +24,7 @@ from rag_pipeline.store.base import (
     SearchMode,
     SparseVector,
     StoredPoint,
+    Where,
     check_model,
     cosines,
     hit_from_payload,
@@ -196,7 +197,9 @@ class EdgeStore:
 
     def delete_where(self, name: str, key: str, value: str) -> None:
         with self._use(name) as shard, self._lock:
-            shard.update(self._qe.UpdateOperation.delete_points_by_filter(self._match(key, value)))
+            shard.update(
+                self._qe.UpdateOperation.delete_points_by_filter(self._filter({key: value}))
+            )
             self._flush_if_due(name, shard)
 
     def _flush_if_due(self, name: str, shard: Any) -> None:
@@ -211,15 +214,42 @@ class EdgeStore:
             shard.flush()
             self._last_flush[name] = time.monotonic()
 
-    def _match(self, key: str, value: str) -> Any:
+    def _filter(self, where: Where | None) -> Any:
+        if not where:
+            return None
         qe = self._qe
-        return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value))])
+        return qe.Filter(
+            must=[
+                qe.FieldCondition(
+                    key=key,
+                    match=qe.MatchValue(value)
+                    if isinstance(value, str)
+                    else qe.MatchAny(list(value)),
+                )
+                for key, value in where.items()
+            ]
+        )
+
+    def ensure_payload_index(self, name: str, key: str) -> None:
+        with self._use(name) as shard, self._lock:
+            if key not in shard.info().payload_schema:
+                shard.update(
+                    self._qe.UpdateOperation.create_field_index(
+                        key, self._qe.PayloadSchemaType.Keyword
+                    )
+                )
 
     def scroll_payloads(
-        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+        self,
+        name: str,
+        fields: Sequence[str] | None = None,
+        *,
+        with_vectors: bool = False,
+        where: Where | None = None,
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         offset = None
         with_payload: Any = list(fields) if fields is not None else True
+        flt = self._filter(where)
         while True:
             # Held per page, not across the consumer's work between pages.
             with self._use(name) as shard:
@@ -227,6 +257,7 @@ class EdgeStore:
                     self._qe.ScrollRequest(
                         offset=offset,
                         limit=_SCROLL_PAGE,
+                        filter=flt,
                         with_payload=with_payload,
                         with_vector=with_vectors,
                     )
@@ -245,16 +276,12 @@ class EdgeStore:
         sparse: SparseVector | None = None,
         limit: int = 10,
         mode: SearchMode = "dense",
-        where: dict[str, str] | None = None,
+        where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
     ) -> list[Hit]:
         qe = self._qe
-        flt = None
-        if where:
-            flt = qe.Filter(
-                must=[qe.FieldCondition(key=k, match=qe.MatchValue(v)) for k, v in where.items()]
-            )
+        flt = self._filter(where)
         dense_query = None
         if dense is not None:
             dense_query = qe.Query.Nearest(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from rag_pipeline.store.base import (
     SearchMode,
     SparseVector,
     StoredPoint,
+    Where,
     check_model,
     cosines,
     hit_from_payload,
@@ -122,22 +124,44 @@ class QdrantStore:
             name, self._models.FilterSelector(filter=self._filter({key: value})), wait=True
         )
 
-    def _filter(self, where: dict[str, str] | None) -> Any:
+    def _filter(self, where: Where | None) -> Any:
         if not where:
             return None
         m = self._models
         return m.Filter(
-            must=[m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in where.items()]
+            must=[
+                m.FieldCondition(
+                    key=key,
+                    match=m.MatchValue(value=value)
+                    if isinstance(value, str)
+                    else m.MatchAny(any=list(value)),
+                )
+                for key, value in where.items()
+            ]
         )
 
+    def ensure_payload_index(self, name: str, key: str) -> None:
+        with warnings.catch_warnings():
+            # qdrant-client's local mode has no payload indexes and says so each time.
+            warnings.simplefilter("ignore")
+            self._client.create_payload_index(
+                name, key, field_schema=self._models.PayloadSchemaType.KEYWORD, wait=True
+            )
+
     def scroll_payloads(
-        self, name: str, fields: Sequence[str] | None = None, *, with_vectors: bool = False
+        self,
+        name: str,
+        fields: Sequence[str] | None = None,
+        *,
+        with_vectors: bool = False,
+        where: Where | None = None,
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         offset = None
         with_payload: Any = list(fields) if fields is not None else True
         while True:
             records, offset = self._client.scroll(
                 name,
+                scroll_filter=self._filter(where),
                 limit=_SCROLL_PAGE,
                 offset=offset,
                 with_payload=with_payload,
@@ -164,7 +188,7 @@ class QdrantStore:
         sparse: SparseVector | None = None,
         limit: int = 10,
         mode: SearchMode = "dense",
-        where: dict[str, str] | None = None,
+        where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
     ) -> list[Hit]:

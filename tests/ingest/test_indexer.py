@@ -189,6 +189,33 @@ def test_one_entry_for_files_and_extracted_text(tmp_path: Path, local_embedder) 
         SourceItem(source="nothing")
 
 
+def test_keyed_items_with_one_name_stay_apart(tmp_path: Path, local_embedder) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        doc = [pipeline_document("Kayaks float on calm water.")]
+        items = [
+            SourceItem("notes.txt", documents=tuple(doc), key=key, payload={"owner": key})
+            for key in ("id-1", "id-2")
+        ]
+        first = pipeline.index_sources(items, "shared")
+        assert first.added == ["id-1", "id-2"]
+        assert first.chunk_counts == {"id-1": 1, "id-2": 1}
+        stored = {p["key"]: p for _, p, _ in pipeline.store.scroll_payloads("shared")}
+        assert set(stored) == {"id-1", "id-2"}
+        assert {p["source"] for p in stored.values()} == {"notes.txt"}
+        assert stored["id-2"]["owner"] == "id-2"
+        # A run over one of them reads only its state: the other is neither skipped nor
+        # pruned, and a changed text replaces only that key's points.
+        changed = SourceItem(
+            "notes.txt", documents=(pipeline_document("Skis glide on snow."),), key="id-1"
+        )
+        again = pipeline.index_sources([changed, items[1]], "shared")
+        assert (again.updated, again.skipped) == (["id-1"], ["id-2"])
+        assert again.chunk_counts == {"id-1": 1, "id-2": 1}
+        texts = {p["key"]: p["text"] for _, p, _ in pipeline.store.scroll_payloads("shared")}
+        assert texts == {"id-1": "Skis glide on snow.", "id-2": "Kayaks float on calm water."}
+
+
 def pipeline_document(text: str):
     from rag_pipeline import Document
 

@@ -15,6 +15,7 @@ from rag_pipeline.cli import app as cli
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import ServerSettings
 from rag_pipeline.server.db import PROCESSING, Database, FileRecord
+from rag_pipeline.server.processing import UPLOADS_COLLECTION
 
 from .conftest import ZEBRA, upload_text
 from .harness import live_server, wait_processed
@@ -139,7 +140,7 @@ def test_restart_resumes_unfinished_processing(tmp_path: Path, local_embedder) -
             file_id = upload_text(server.url, key, "zebra.txt", ZEBRA)["id"]
             assert wait_processed(server.url, key, file_id)["status"] == "completed"
         # Simulate a crash mid-processing: the row says processing, the vectors are gone.
-        pipeline.store.delete_collection(f"file-{file_id}")
+        pipeline.store.delete_where(UPLOADS_COLLECTION, "file_id", file_id)
         database = Database(settings.resolved_database_url())
         with database.session() as session:
             session.execute(
@@ -150,7 +151,7 @@ def test_restart_resumes_unfinished_processing(tmp_path: Path, local_embedder) -
         database.close()
         with live_server(settings, pipeline) as server:
             assert wait_processed(server.url, key, file_id)["status"] == "completed"
-            assert pipeline.store.count(f"file-{file_id}") == 1
+            assert pipeline.store.count(UPLOADS_COLLECTION) == 1
             got = httpx.get(
                 f"{server.url}/api/v1/files/{file_id}",
                 headers={"Authorization": f"Bearer {key}"},

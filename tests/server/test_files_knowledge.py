@@ -7,12 +7,23 @@ import json
 
 import httpx
 
+from rag_pipeline.server.processing import UPLOADS_COLLECTION
+
 from .conftest import FALCON, World, upload_text
 from .harness import wait_processed
 
 
 def _store(world: World):
     return world.server.app.state.pipeline.store
+
+
+def file_points(store, file_id: str, fields=None, *, with_vectors: bool = False) -> list:
+    """An upload's points in the shared uploads collection."""
+    return list(
+        store.scroll_payloads(
+            UPLOADS_COLLECTION, fields, with_vectors=with_vectors, where={"file_id": file_id}
+        )
+    )
 
 
 def test_upload_answers_pending_then_completes_with_content(world: World) -> None:
@@ -24,11 +35,11 @@ def test_upload_answers_pending_then_completes_with_content(world: World) -> Non
     body = got.json()
     assert body["data"]["content"] == "Ziggy likes jazz."
     assert body["meta"]["collection_name"] == f"file-{uploaded['id']}"
-    assert _store(world).count(f"file-{uploaded['id']}") == 1
+    assert len(file_points(_store(world), uploaded["id"])) == 1
     # One meaning of file_hash: the SHA-256 of the uploaded bytes, on the row and the chunks.
     digest = hashlib.sha256(b"Ziggy likes jazz.\n").hexdigest()
     assert body["meta"]["file_hash"] == digest
-    stored = _store(world).scroll_payloads(f"file-{uploaded['id']}", ["file_hash"])
+    stored = file_points(_store(world), uploaded["id"], ["file_hash"])
     assert {payload["file_hash"] for _, payload, _ in stored} == {digest}
 
 
@@ -86,9 +97,7 @@ def test_knowledge_copies_vectors_without_reembedding_and_dedupes(world: World) 
         f"{world.url}/api/v1/knowledge/create", headers=headers, json={"name": "Copy"}
     ).json()
     store = _store(world)
-    before = {
-        i: v for i, _, v in store.scroll_payloads(f"file-{world.zebra_id}", None, with_vectors=True)
-    }
+    before = {i: v for i, _, v in file_points(store, world.zebra_id, with_vectors=True)}
     for _ in range(2):
         added = httpx.post(
             f"{world.url}/api/v1/knowledge/{knowledge['id']}/file/add",
@@ -150,7 +159,7 @@ def test_deleting_a_file_removes_its_vectors_everywhere(world: World) -> None:
     assert response.status_code == 200
     in_kb = [p for _, p, _ in store.scroll_payloads(world.knowledge_id, ["file_id"])]
     assert {"file_id": uploaded["id"]} not in in_kb
-    assert store.collection_info(f"file-{uploaded['id']}") is None
+    assert file_points(store, uploaded["id"]) == []
     gone = httpx.get(f"{world.url}/api/v1/files/{uploaded['id']}", headers=headers)
     assert gone.status_code == 404
 
@@ -200,8 +209,8 @@ def test_knowledge_batch_add_update_and_reset(world: World) -> None:
     reset = httpx.post(f"{base}/{knowledge['id']}/reset", headers=headers).json()
     assert reset["files"] == []
     assert store.collection_info(knowledge["id"]) is None
-    # The files themselves and their own collections survive a reset.
-    assert store.count(f"file-{other['id']}") == 1
+    # The files themselves and their chunks survive a reset.
+    assert len(file_points(store, other["id"])) == 1
     again = httpx.post(
         f"{base}/{knowledge['id']}/file/add", headers=headers, json={"file_id": other["id"]}
     ).json()

@@ -100,6 +100,16 @@ def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> Non
     ids_a = sorted(i for i, _, _ in edge.scroll_payloads("kb", ["source"]))
     ids_b = sorted(i for i, _, _ in client.scroll_payloads("kb", ["source"]))
     assert ids_a == ids_b and len(ids_a) == 179
+    # A list is "any of", on an indexed field as on a plain one.
+    wanted = {"where": {"source": ["file1.txt", "file4.txt", "nope"]}}
+    edge.ensure_payload_index("kb", "source")
+    client.ensure_payload_index("kb", "source")
+    some_a = sorted((i, p["source"]) for i, p, _ in edge.scroll_payloads("kb", None, **wanted))
+    some_b = sorted((i, p["source"]) for i, p, _ in client.scroll_payloads("kb", None, **wanted))
+    assert some_a == some_b
+    assert {s for _, s in some_a} == {"file1.txt", "file4.txt"}
+    hits = edge.search("kb", dense=q, limit=100, **wanted)
+    assert {h.source for h in hits} == {"file1.txt", "file4.txt"}
 
 
 def test_scroll_returns_vectors(store: VectorStore) -> None:

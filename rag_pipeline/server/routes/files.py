@@ -21,7 +21,6 @@ from sqlalchemy import select
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.db import COMPLETED, FAILED, PROCESSING, FileRecord, KnowledgeFile
 from rag_pipeline.server.ownership import owned_file, visible
-from rag_pipeline.server.processing import file_collection_name
 from rag_pipeline.server.shapes import file_object, uploaded_file_object
 
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
@@ -189,6 +188,6 @@ def delete_file(request: Request, user: CurrentUser, file_id: str) -> dict[str, 
         record = session.get(FileRecord, file_id)
         if record is not None:
             session.delete(record)
-    state.pipeline.store.delete_collection(file_collection_name(file_id))
+    state.processor.delete_file_vectors(file_id)
     shutil.rmtree(path.parent, ignore_errors=True)
     return {"message": "File deleted successfully"}

@@ -1,0 +1,113 @@
+"""Background processing: batches of uploads in one shared collection, and exclusive claims."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.server import ServerSettings
+from rag_pipeline.server.db import COMPLETED, FAILED, PENDING, PROCESSING, Database, FileRecord
+from rag_pipeline.server.db import User as UserRow
+from rag_pipeline.server.processing import UPLOADS_COLLECTION, FileProcessor, ProcessingWorker
+
+
+@pytest.fixture
+def parts(tmp_path: Path, local_embedder):
+    settings = ServerSettings(data_dir=tmp_path)
+    database = Database(settings.resolved_database_url())
+    with database.session() as session:
+        session.add(UserRow(id="u1", name="U", email="u@example.com", password_hash="x"))
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        yield database, pipeline
+    database.close()
+
+
+def _add_file(database: Database, folder: Path, name: str, data: bytes, status: str) -> str:
+    file_id = str(uuid.uuid4())
+    path = folder / file_id / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    with database.session() as session:
+        session.add(
+            FileRecord(
+                id=file_id,
+                user_id="u1",
+                filename=name,
+                path=str(path),
+                size=len(data),
+                file_hash=hashlib.sha256(data).hexdigest(),
+                status=status,
+            )
+        )
+    return file_id
+
+
+def test_a_batch_shares_one_run_and_keeps_each_file_apart(parts, tmp_path: Path) -> None:
+    database, pipeline = parts
+    text = b"Otters hold hands while they sleep so they do not drift apart.\n"
+    same_a = _add_file(database, tmp_path, "otters.txt", text, PROCESSING)
+    same_b = _add_file(database, tmp_path, "otters.txt", text, PROCESSING)
+    other = _add_file(database, tmp_path, "owls.md", b"# Owls\n\nOwls hunt at night.\n", PROCESSING)
+    broken = _add_file(database, tmp_path, "broken.pdf", b"not a pdf", PROCESSING)
+    processor = FileProcessor(database, pipeline)
+    processor.process_batch([same_a, same_b, other, broken])
+
+    with database.session() as session:
+        rows = {r.id: r for r in session.query(FileRecord)}
+    assert {i: rows[i].status for i in (same_a, same_b, other)} == dict.fromkeys(
+        (same_a, same_b, other), COMPLETED
+    )
+    assert rows[broken].status == FAILED and "pdf" in (rows[broken].error or "").lower()
+    assert [rows[i].chunks for i in (same_a, same_b, other)] == [1, 1, 1]
+
+    def points(file_id: str) -> list:
+        return list(
+            pipeline.store.scroll_payloads(UPLOADS_COLLECTION, None, where={"file_id": file_id})
+        )
+
+    # Same name, same text, two uploads: two sets of points, each with its own file id.
+    a, b = points(same_a), points(same_b)
+    assert len(a) == len(b) == 1 and a[0][0] != b[0][0]
+    assert a[0][1]["source"] == b[0][1]["source"] == "otters.txt"
+    assert points(broken) == []
+    # Deleting one upload's vectors leaves the other's.
+    processor.delete_file_vectors(same_a)
+    assert points(same_a) == [] and len(points(same_b)) == 1
+
+    # Done again after a crash, a file finds its chunks stored: skipped, same count.
+    processor.process_batch([same_b])
+    with database.session() as session:
+        again = session.get(FileRecord, same_b)
+        assert (again.status, again.chunks) == (COMPLETED, 1)
+    assert len(points(same_b)) == 1
+
+
+def test_claims_are_exclusive_between_threads(parts, tmp_path: Path) -> None:
+    database, pipeline = parts
+    ids = {_add_file(database, tmp_path, f"f{n}.txt", b"x", PENDING) for n in range(40)}
+    workers = [ProcessingWorker(database, FileProcessor(database, pipeline), batch=3)]
+    workers.append(ProcessingWorker(database, FileProcessor(database, pipeline), batch=5))
+    claimed: list[list[str]] = []
+    lock = threading.Lock()
+
+    def drain(worker: ProcessingWorker) -> None:
+        while batch := worker.claim():
+            assert len(batch) <= worker._batch
+            with lock:
+                claimed.append(batch)
+
+    threads = [threading.Thread(target=drain, args=(w,)) for w in workers * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [file_id for batch in claimed for file_id in batch]
+    assert sorted(every) == sorted(ids)  # each file once, none left behind
+    with database.session() as session:
+        statuses = {r.status for r in session.query(FileRecord)}
+    assert statuses == {PROCESSING}
