@@ -182,6 +182,11 @@ class RagClient:
         path = f"/api/v1/knowledge/{knowledge_id}/file/add"
         return self._request("POST", path, json={"file_id": file_id})
 
+    def add_files(self, knowledge_id: str, file_ids: Sequence[str]) -> dict[str, Any]:
+        """Add processed files to a knowledge base in one call (all or none)."""
+        path = f"/api/v1/knowledge/{knowledge_id}/files/batch/add"
+        return self._request("POST", path, json=[{"file_id": i} for i in file_ids])
+
     def remove_file(self, knowledge_id: str, file_id: str) -> dict[str, Any]:
         """Take a file out of a knowledge base."""
         path = f"/api/v1/knowledge/{knowledge_id}/file/remove"
@@ -301,6 +306,11 @@ class AsyncRagClient:
         """Add a processed file to a knowledge base."""
         path = f"/api/v1/knowledge/{knowledge_id}/file/add"
         return await self._request("POST", path, json={"file_id": file_id})
+
+    async def add_files(self, knowledge_id: str, file_ids: Sequence[str]) -> dict[str, Any]:
+        """Add processed files to a knowledge base in one call (all or none)."""
+        path = f"/api/v1/knowledge/{knowledge_id}/files/batch/add"
+        return await self._request("POST", path, json=[{"file_id": i} for i in file_ids])
 
     async def remove_file(self, knowledge_id: str, file_id: str) -> dict[str, Any]:
         """Take a file out of a knowledge base."""

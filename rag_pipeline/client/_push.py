@@ -12,6 +12,8 @@ from typing import Any
 from rag_pipeline.client._client import RagClient, RemoteError
 from rag_pipeline.ingest import file_sha256, walk_files
 
+# Processed files added to the knowledge base per call.
+ADD_GROUP = 64
 # progress(path, status): status is "uploaded", "skipped", "added" or "failed".
 PushProgress = Callable[[str, str], None]
 
@@ -130,23 +132,50 @@ def push(
             waiting.append((name, uploaded["id"]))
     deadline = time.monotonic() + timeout
 
-    def add(item: tuple[str, str]) -> RemoteError | None:
+    def processed(item: tuple[str, str]) -> RemoteError | None:
         try:
             status = client.wait(item[1], timeout=max(1.0, deadline - time.monotonic()))
-            if status.get("status") != "completed":
-                raise RemoteError(status.get("error") or f"processing {status.get('status')}")
-            client.add_file(target["id"], item[1])
         except RemoteError as exc:
             return exc
+        if status.get("status") != "completed":
+            return RemoteError(status.get("error") or f"processing {status.get('status')}")
         return None
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        for (name, _), error in zip(waiting, pool.map(add, waiting), strict=True):
+    def add(done: list[tuple[str, str]]) -> None:
+        # One call per group: every add answers with the whole knowledge base's file
+        # list (Open WebUI's shape), so one add per file cost O(files²) on both sides.
+        if not done:
+            return
+        try:
+            client.add_files(target["id"], [file_id for _, file_id in done])
+            errors: list[RemoteError | None] = [None] * len(done)
+        except RemoteError:  # e.g. one file deleted meanwhile: find which, add the rest
+            errors = []
+            for _, file_id in done:
+                try:
+                    client.add_file(target["id"], file_id)
+                    errors.append(None)
+                except RemoteError as exc:
+                    errors.append(exc)
+        for (name, _), error in zip(done, errors, strict=True):
             if error is not None:
                 report.errors.append({"path": name, "error": str(error)})
                 notify(name, "failed")
+            else:
+                report.added.append(name)
+                notify(name, "added")
+
+    done: list[tuple[str, str]] = []
+    with ThreadPoolExecutor(concurrency) as pool:
+        for item, error in zip(waiting, pool.map(processed, waiting), strict=True):
+            if error is not None:
+                report.errors.append({"path": item[0], "error": str(error)})
+                notify(item[0], "failed")
                 continue
-            report.added.append(name)
-            notify(name, "added")
+            done.append(item)
+            if len(done) >= ADD_GROUP:
+                add(done)
+                done = []
+    add(done)
     report.seconds = time.perf_counter() - started
     return report

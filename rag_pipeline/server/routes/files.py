@@ -17,6 +17,7 @@ from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.db import COMPLETED, FAILED, PROCESSING, FileRecord, KnowledgeFile
@@ -103,6 +104,8 @@ def list_files(request: Request, user: CurrentUser, content: bool = True) -> dic
         query = visible(select(FileRecord), FileRecord, user).order_by(
             FileRecord.created_at.desc(), FileRecord.id
         )
+        if not content:
+            query = query.options(defer(FileRecord.content))
         items = [file_object(r, content=content, path=False) for r in session.scalars(query)]
     return {"items": items, "total": len(items)}
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from rag_pipeline.server.auth import CurrentUser, user_summary
 from rag_pipeline.server.db import FileRecord, Knowledge, KnowledgeFile, User, now
@@ -36,6 +36,8 @@ def _files_of(session: Session, knowledge_id: str) -> list[FileRecord]:
     return list(
         session.scalars(
             select(FileRecord)
+            # Listings never show the text: loading it made every add read every file's.
+            .options(defer(FileRecord.content))
             .join(KnowledgeFile, KnowledgeFile.file_id == FileRecord.id)
             .where(KnowledgeFile.knowledge_id == knowledge_id)
             .order_by(KnowledgeFile.created_at.desc(), FileRecord.id)
