@@ -41,5 +41,33 @@ class AuthError(RagError):
     """A server refused the credentials."""
 
 
+class TooLargeError(RagError):
+    """An upload or request exceeds a configured size limit."""
+
+
+class NotFoundError(RagError):
+    """A file, knowledge base or collection does not exist (or is not the caller's to see)."""
+
+
+class UpstreamError(RagError):
+    """An upstream model server could not be reached or refused a request."""
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ModelNotFoundError(RagError):
+    """No upstream serves the requested model."""
+
+
+class RemoteError(RagError):
+    """A server this client called answered an error or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
 class PermissionDeniedError(RagError):
     """The caller is known but may not do this."""

@@ -71,6 +71,8 @@ class ChatPayload:
     model: str
     messages: list[dict[str, Any]]
     sources: list[dict[str, Any]]
+    # The hits placed in the context, in order (``sources`` numbers them for the model).
+    chosen: tuple[Hit, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the request body, ``sources`` included."""

@@ -127,8 +127,9 @@ def test_other_model_is_refused(pipeline: Pipeline, docs: Path, tmp_path: Path) 
         def model_name(self) -> str:
             return "other-model"
 
-    other = Pipeline(pipeline.settings, embedder=OtherModel(pipeline.embedder.inner))
-    other._store = pipeline.store
+    other = Pipeline(
+        pipeline.settings, embedder=OtherModel(pipeline.embedder.inner), store=pipeline.store
+    )
     with pytest.raises(ModelMismatchError, match="new knowledge id"):
         other.index(docs, "kb")
     with pytest.raises(ModelMismatchError):

@@ -3,60 +3,92 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag_pipeline import Settings
-from rag_pipeline import pipeline as pipeline_module
-from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.embedding import Embedder
+from rag_pipeline.pipeline import Pipeline, make_embedder
+
+from .conftest import FakeEmbedServer
 
 
-def test_concurrent_first_use_builds_one_embedder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = pipeline_module.make_embedder
-    built = []
+class RecordingEmbedder:
+    """Wraps a real embedder and records the queries it is asked to embed."""
 
-    def slow_make_embedder(settings: Settings):
-        time.sleep(0.05)  # widen the race window between check and assignment
-        embedder = real(settings)
-        built.append(embedder)
-        return embedder
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.queries: list[str] = []
 
-    monkeypatch.setattr(pipeline_module, "make_embedder", slow_make_embedder)
-    pipeline = Pipeline(Settings(data_dir=tmp_path))
-    barrier = threading.Barrier(6)
-    seen = []
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.queries.append(text)
+        return self.inner.embed_query(text)
+
+
+def embedders_seen_by_racing_threads(pipeline: Pipeline, count: int = 8) -> list[Embedder]:
+    """Touch ``pipeline.embedder`` from ``count`` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+    seen: list[Embedder] = []
 
     def touch() -> None:
         barrier.wait()
         seen.append(pipeline.embedder)
 
-    threads = [threading.Thread(target=touch) for _ in range(6)]
+    threads = [threading.Thread(target=touch) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(built) == 1
-    assert all(e is built[0] for e in seen)
+    return seen
 
 
-def test_warm_up_loads_an_in_process_model(tmp_path: Path) -> None:
-    with Pipeline(Settings(data_dir=tmp_path)) as pipeline:
-        assert pipeline.embedder._session is None  # the default ONNX runtime, not loaded yet
+def test_concurrent_first_use_builds_one_embedder(
+    tmp_path: Path, embed_server: FakeEmbedServer
+) -> None:
+    # An HTTP embedder takes milliseconds to build (its client): a wide enough window for
+    # racing threads to each build one if the first use were not guarded.
+    settings = Settings(data_dir=tmp_path, embedder="ollama", embedding_base_url=embed_server.url)
+    for _ in range(3):
+        with Pipeline(settings) as pipeline:
+            seen = embedders_seen_by_racing_threads(pipeline)
+            assert len(seen) == 8
+            assert all(e is pipeline.embedder for e in seen)
+    assert embed_server.requests == []  # building an embedder sends nothing
+
+
+def test_warm_up_embeds_with_an_in_process_model(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    recording = RecordingEmbedder(make_embedder(settings))
+    with Pipeline(settings, embedder=recording) as pipeline:
+        assert recording.queries == []
         pipeline.warm_up()
-        assert pipeline.embedder._session is not None
+        assert len(recording.queries) == 1
 
 
-def test_warm_up_leaves_remote_embedders_alone(tmp_path: Path) -> None:
-    # Nothing listens on port 9: a request would raise, so returning proves none was sent.
-    settings = Settings(
-        data_dir=tmp_path, embedder="ollama", embedding_base_url="http://127.0.0.1:9"
-    )
+def test_warm_up_leaves_remote_embedders_alone(
+    tmp_path: Path, embed_server: FakeEmbedServer
+) -> None:
+    settings = Settings(data_dir=tmp_path, embedder="ollama", embedding_base_url=embed_server.url)
     with Pipeline(settings) as pipeline:
         pipeline.warm_up()
+        assert embed_server.requests == []
+        # The server is reachable and counts requests: a real embedding call shows up.
+        pipeline.embedder.embed_query("anything")
+        assert [r["path"] for r in embed_server.requests] == ["/api/embed"]
 
 
 def test_index_documents_indexes_extracted_text_once(tmp_path: Path) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag_pipeline.client._client import AsyncRagClient, RagClient, RemoteError
+    from rag_pipeline.client._client import AsyncRagClient, RagClient
     from rag_pipeline.client._push import PushReport, push
+    from rag_pipeline.errors import RemoteError
 
 __all__ = ["AsyncRagClient", "PushReport", "RagClient", "RemoteError", "push"]
 
 _HOMES = {
     "AsyncRagClient": "rag_pipeline.client._client",
     "RagClient": "rag_pipeline.client._client",
-    "RemoteError": "rag_pipeline.client._client",
+    "RemoteError": "rag_pipeline.errors",
     "PushReport": "rag_pipeline.client._push",
     "push": "rag_pipeline.client._push",
 }

@@ -13,17 +13,9 @@ from typing import Any
 
 import httpx
 
-from rag_pipeline.errors import AuthError, RagError
+from rag_pipeline.errors import AuthError, RagError, RemoteError
 
 DONE_STATES = ("completed", "failed")
-
-
-class RemoteError(RagError):
-    """The server answered an error or could not be reached."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag_pipeline.client._client import RagClient, RemoteError
+from rag_pipeline.client._client import RagClient
+from rag_pipeline.errors import RemoteError
 from rag_pipeline.ingest import file_sha256, walk_files
 
 # Processed files added to the knowledge base per call.

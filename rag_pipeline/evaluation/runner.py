@@ -153,7 +153,7 @@ def evaluate_modes(
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
     if knowledge_id is not None:
-        if pipeline.store.collection_info(knowledge_id) is None:
+        if not pipeline.store.has_collection(knowledge_id):
             raise StoreError(f"knowledge {knowledge_id!r} does not exist")
         collection = knowledge_id
     else:

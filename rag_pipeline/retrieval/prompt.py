@@ -55,16 +55,21 @@ class PromptBuilder:
         self.context_tokens = context_tokens
 
     def select(self, hits: Sequence[Hit]) -> list[Hit]:
-        """Keep the best hits whose text fits the token budget, in rank order."""
+        """Keep the best hits whose text fits the token budget, in rank order, once each."""
         encoding = get_encoding()
         chosen: list[Hit] = []
+        texts: set[str] = set()
         used = 0
         for hit in hits:
+            if hit.text in texts:
+                # The same text from two files or collections says nothing new twice.
+                continue
             cost = len(encoding.encode(hit.text, disallowed_special=())) + 20
             if used + cost > self.context_tokens:
                 # A smaller hit further down may still fit; keep looking.
                 continue
             chosen.append(hit)
+            texts.add(hit.text)
             used += cost
         return chosen
 
@@ -99,7 +104,10 @@ class PromptBuilder:
         messages: Sequence[dict[str, Any]],
         hits: Sequence[Hit],
     ) -> ChatPayload:
-        """Return the chat request with context placed before the last user message."""
+        """Return the chat request with context placed before the last user message.
+
+        The hits that fit the budget are chosen here, once, and returned as ``chosen``.
+        """
         messages = copy.deepcopy(list(messages))
         last_user = next(
             (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"),
@@ -113,6 +121,7 @@ class PromptBuilder:
             # template that tells the model to answer from an empty context.
             return ChatPayload(model=model, messages=messages, sources=[])
         context, sources = self.context(chosen)
+        chosen_hits = tuple(chosen)
         query = messages[last_user].get("content", "")
         if isinstance(query, list):
             # OpenAI content parts: keep images, fill the text part.
@@ -122,4 +131,4 @@ class PromptBuilder:
             messages[last_user]["content"] = [{"type": "text", "text": filled}, *parts]
         else:
             messages[last_user]["content"] = self.template.format(context=context, query=query)
-        return ChatPayload(model=model, messages=messages, sources=sources)
+        return ChatPayload(model=model, messages=messages, sources=sources, chosen=chosen_hits)

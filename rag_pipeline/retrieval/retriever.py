@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.sparse import SparseEncoder
-from rag_pipeline.errors import ConfigError, StoreError
+from rag_pipeline.errors import ConfigError, NotFoundError
 from rag_pipeline.store.base import (
     Fusion,
     SearchMode,
@@ -51,6 +51,24 @@ class Retriever:
         mode: SearchMode | None = None,
     ) -> list[Hit]:
         """Return the best ``top_k`` chunks over all ``collections``, embedding the query once."""
+        groups = self.search_each(query, collections, top_k=top_k, mode=mode)
+        hits = [hit for group in groups for hit in group]
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[:top_k]
+
+    def search_each(
+        self,
+        query: str,
+        collections: Sequence[str | SearchScope],
+        *,
+        top_k: int = 5,
+        mode: SearchMode | None = None,
+    ) -> list[list[Hit]]:
+        """Return the best ``top_k`` chunks of each collection or scope, in order, for one query.
+
+        The query is embedded once and each collection's model checked once, however many
+        scopes there are (a chat naming N files used to embed its question N times).
+        """
         if top_k < 1:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
         mode = mode or self.mode
@@ -59,7 +77,7 @@ class Retriever:
             # Model and dimension only: an exact count here cost ~1 ms a query.
             described = self.store.collection_model(name)
             if described is None:
-                raise StoreError(f"knowledge {name!r} does not exist (index something into it)")
+                raise NotFoundError(f"knowledge {name!r} does not exist (index something into it)")
             check_model(name, described, self.embedder.model_name, self.embedder.dimension)
         dense = self.embedder.embed_query(query) if mode != "sparse" else None
         sparse = None
@@ -67,9 +85,9 @@ class Retriever:
             if self.sparse_encoder is None:
                 raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
             sparse = self.sparse_encoder.embed_query(query)
-        hits: list[Hit] = []
+        groups: list[list[Hit]] = []
         for scope in scopes:
-            for hit in self.store.search(
+            hits = self.store.search(
                 scope.collection,
                 dense=dense,
                 sparse=sparse,
@@ -78,11 +96,13 @@ class Retriever:
                 where=scope.where,
                 candidates=max(self.candidates, top_k),
                 fusion=self.fusion,
-            ):
+            )
+            for hit in hits:
                 hit.metadata.setdefault("knowledge_id", scope.collection)
-                hits.append(hit)
-        hits.sort(key=lambda h: h.score, reverse=True)
-        if self.min_similarity is not None:
-            # Sparse-only hits carry no similarity; the threshold does not judge them.
-            hits = [h for h in hits if h.similarity is None or h.similarity >= self.min_similarity]
-        return hits[:top_k]
+            if self.min_similarity is not None:
+                # Sparse-only hits carry no similarity; the threshold does not judge them.
+                hits = [
+                    h for h in hits if h.similarity is None or h.similarity >= self.min_similarity
+                ]
+            groups.append(hits)
+        return groups

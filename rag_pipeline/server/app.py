@@ -14,17 +14,66 @@ from fastapi.responses import JSONResponse
 
 from rag_pipeline import __version__
 from rag_pipeline.embedding.batching import BatchingEmbedder
-from rag_pipeline.errors import RagError
+from rag_pipeline.errors import (
+    AuthError,
+    ConfigError,
+    EmbeddingError,
+    LoaderError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NotFoundError,
+    PermissionDeniedError,
+    RagError,
+    RemoteError,
+    StoreError,
+    TooLargeError,
+    UpstreamError,
+)
 from rag_pipeline.pipeline import Pipeline, make_embedder
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.guard import RequestGuard
 from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
 from rag_pipeline.server.routes import auths, chat, files, knowledge, ollama, retrieval
+from rag_pipeline.server.services import (
+    FileService,
+    KnowledgeService,
+    RetrievalService,
+    Services,
+)
 from rag_pipeline.server.settings import ServerSettings
 from rag_pipeline.server.upstream import Upstreams
 
 log = logging.getLogger(__name__)
+
+
+# The one table from library error to HTTP status; the most specific class in an error's
+# MRO wins, so a new subclass inherits its parent's status until it gets its own row.
+ERROR_STATUS: dict[type[RagError], int] = {
+    RagError: 500,
+    ConfigError: 400,
+    LoaderError: 400,
+    AuthError: 401,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    ModelNotFoundError: 400,  # Open WebUI answers an unknown chat model with 400
+    ModelMismatchError: 409,
+    TooLargeError: 413,
+    EmbeddingError: 502,
+    UpstreamError: 502,  # or the status the error carries (e.g. 504 on a timeout)
+    RemoteError: 502,
+    StoreError: 500,
+}
+
+
+def status_for(exc: RagError) -> int:
+    """The HTTP status a library error is answered with."""
+    if isinstance(exc, UpstreamError) and isinstance(getattr(exc, "status", None), int):
+        return exc.status
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
 
 
 def _warm_up(pipeline: Pipeline) -> None:
@@ -60,6 +109,11 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state.worker = ProcessingWorker(
             state.db, state.processor, settings.processing_workers, settings.processing_batch
         )
+        state.services = Services(
+            files=FileService(state.db, settings, state.processor, state.worker),
+            knowledge=KnowledgeService(state.db, state.processor),
+            retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
+        )
         state.worker.start()
         # The model loads in the background (seconds): health answers at once, and the
         # first upload or query finds it ready instead of paying for it.
@@ -89,7 +143,10 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
 
     @app.exception_handler(RagError)
     async def rag_error(_request: Request, exc: RagError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=500)
+        status = status_for(exc)
+        if status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from rag_pipeline.errors import NotFoundError
 from rag_pipeline.server.db import FileRecord, Knowledge, User
 
 
@@ -13,7 +13,7 @@ def owned_file(session: Session, user: User, file_id: str) -> FileRecord:
     """Return the file if this user may see it; anything else is 404, never 403."""
     record = session.get(FileRecord, file_id)
     if record is None or (record.user_id != user.id and user.role != "admin"):
-        raise HTTPException(404, "File not found")
+        raise NotFoundError("File not found")
     return record
 
 
@@ -21,7 +21,7 @@ def owned_knowledge(session: Session, user: User, knowledge_id: str) -> Knowledg
     """Return the knowledge base if this user may see it; else 404."""
     knowledge = session.get(Knowledge, knowledge_id)
     if knowledge is None or (knowledge.user_id != user.id and user.role != "admin"):
-        raise HTTPException(404, "Knowledge not found")
+        raise NotFoundError("Knowledge not found")
     return knowledge
 
 

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from rag_pipeline.errors import RagError
 from rag_pipeline.ingest import SourceItem
@@ -22,10 +22,11 @@ from rag_pipeline.server.db import (
     PROCESSING,
     Database,
     FileRecord,
+    Knowledge,
     KnowledgeFile,
 )
+from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 from rag_pipeline.store.base import StoredPoint
-from rag_pipeline.types import SearchScope
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +35,6 @@ log = logging.getLogger(__name__)
 # to share a chunk id never overwrite each other.
 _COPY_NAMESPACE = uuid.UUID("0f3c7d8e-2b6a-4c1e-9a57-6e2d4b8f1c03")
 _COPY_BATCH = 256
-# Every upload's chunks live in this one collection, told apart by their ``file_id``
-# (indexed). A collection per upload cost a shard's creation, flush and close each
-# (qdrant-edge: ~8 engine threads and several files per shard), more than the embedding of
-# a small file.
-UPLOADS_COLLECTION = "uploads"
-
-
-def file_scope(file_id: str) -> SearchScope:
-    """Where one uploaded file's chunks are: its points of the uploads collection."""
-    return SearchScope(UPLOADS_COLLECTION, {"file_id": file_id})
-
-
-def knowledge_scope(knowledge_id: str) -> SearchScope:
-    """Where a knowledge base's chunks are: the collection named by its id."""
-    return SearchScope(knowledge_id)
 
 
 @dataclass(slots=True)
@@ -165,7 +151,7 @@ class FileProcessor:
 
     def delete_file_vectors(self, file_id: str) -> None:
         """Delete an upload's chunks from the uploads collection."""
-        if self.pipeline.store.collection_model(UPLOADS_COLLECTION) is not None:
+        if self.pipeline.store.has_collection(UPLOADS_COLLECTION):
             self.pipeline.store.delete_where(UPLOADS_COLLECTION, "file_id", file_id)
 
     def _finish(
@@ -226,6 +212,29 @@ class FileProcessor:
                 session.delete(link)
             self.remove_vectors(file_id, knowledge_id)
 
+    def delete_file(self, file_id: str) -> None:
+        """Delete a file's row (links cascade) and its chunks; the caller unlinked it first."""
+        with self.link_lock, self.db.session() as session:
+            record = session.get(FileRecord, file_id)
+            if record is not None:
+                session.delete(record)
+        self.delete_file_vectors(file_id)
+
+    def reset_knowledge(self, knowledge_id: str) -> None:
+        """Take every file out of a knowledge base and drop its collection."""
+        # One lock for rows and collection, so a concurrent link cannot land in between.
+        with self.link_lock, self.db.session() as session:
+            session.execute(delete(KnowledgeFile).where(KnowledgeFile.knowledge_id == knowledge_id))
+            self.pipeline.store.delete_collection(knowledge_id)
+
+    def delete_knowledge(self, knowledge_id: str) -> None:
+        """Delete a knowledge base's row (links cascade) and its collection."""
+        with self.link_lock, self.db.session() as session:
+            knowledge = session.get(Knowledge, knowledge_id)
+            if knowledge is not None:
+                session.delete(knowledge)
+        self.pipeline.store.delete_collection(knowledge_id)
+
     def copy_vectors(self, file_id: str, knowledge_id: str) -> int:
         """Copy a file's stored points (dense, sparse, payload) into a knowledge collection."""
         store = self.pipeline.store
@@ -258,7 +267,7 @@ class FileProcessor:
     def remove_vectors(self, file_id: str, knowledge_id: str) -> None:
         """Delete a file's points from a knowledge collection, if the collection exists."""
         store = self.pipeline.store
-        if store.collection_model(knowledge_id) is not None:
+        if store.has_collection(knowledge_id):
             store.delete_where(knowledge_id, "file_id", file_id)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from rag_pipeline.server.auth import user_summary
 from rag_pipeline.server.db import COMPLETED, FileRecord, Knowledge, User
+from rag_pipeline.server.scopes import file_collection_name
+from rag_pipeline.types import Hit
+
+# Payload fields that are bookkeeping of the indexer, or server paths, not metadata to show.
+_HIDDEN = {"root", "file_chunks", "knowledge_id", "key"}
 
 
 def file_meta(record: FileRecord, collection_name: str | None = None) -> dict[str, Any]:
@@ -20,8 +27,7 @@ def file_meta(record: FileRecord, collection_name: str | None = None) -> dict[st
     if collection_name is not None:
         meta["collection_name"] = collection_name
     elif record.status == COMPLETED:
-        # Open WebUI's name for a file's collection; the server maps it back (search.py).
-        meta["collection_name"] = f"file-{record.id}"
+        meta["collection_name"] = file_collection_name(record.id)
     return meta
 
 
@@ -106,3 +112,44 @@ def knowledge_file_item(record: FileRecord, knowledge_id: str, owner: User) -> d
         "has_original": True,
         "user": user_summary(owner),
     }
+
+
+def knowledge_with_files(knowledge: Knowledge, files: Sequence[FileRecord]) -> dict[str, Any]:
+    """A knowledge base with its files, as add/remove/update/reset answer it."""
+    body = knowledge_object(knowledge, files=[knowledge_file_entry(f, knowledge.id) for f in files])
+    body["write_access"] = False
+    return body
+
+
+def hit_metadata(hit: Hit, model: str) -> dict[str, Any]:
+    """A hit's metadata as Open WebUI shows it: ``source`` is the file name."""
+    metadata = {k: v for k, v in hit.metadata.items() if k not in _HIDDEN}
+    metadata["source"] = metadata.get("name") or hit.source
+    metadata.setdefault("name", hit.source)
+    metadata["start_index"] = metadata.get("start_index", 0)
+    metadata["embedding_config"] = json.dumps({"engine": "", "model": model})
+    return metadata
+
+
+def query_result(hits: Sequence[Hit], model: str, *, ids: bool) -> dict[str, list[list[Any]]]:
+    """The ``/retrieval/query/*`` answer (Open WebUI leaves ``ids`` out of ``query/collection``)."""
+    result: dict[str, list[list[Any]]] = {"ids": [[h.id for h in hits]]} if ids else {}
+    result["documents"] = [[h.text for h in hits]]
+    result["metadatas"] = [[hit_metadata(h, model) for h in hits]]
+    result["distances"] = [[h.score for h in hits]]
+    return result
+
+
+def chat_sources(
+    groups: Sequence[tuple[dict[str, Any], Sequence[Hit]]], model: str
+) -> list[dict[str, Any]]:
+    """The ``sources`` of a chat answer: per file reference, the chunks given to the model."""
+    return [
+        {
+            "source": {"type": ref.get("type"), "id": ref.get("id")},
+            "document": [hit.text for hit in hits],
+            "metadata": [hit_metadata(hit, model) for hit in hits],
+            "distances": [hit.score for hit in hits],
+        }
+        for ref, hits in groups
+    ]

@@ -12,20 +12,8 @@ from typing import Any
 
 import httpx
 
-from rag_pipeline.errors import RagError
+from rag_pipeline.errors import ModelNotFoundError, UpstreamError
 from rag_pipeline.server.settings import ServerSettings
-
-
-class UpstreamError(RagError):
-    """An upstream model server could not be reached or refused a request."""
-
-    def __init__(self, message: str, *, status: int = 502) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-class ModelNotFoundError(RagError):
-    """No upstream serves the requested model."""
 
 
 @dataclass

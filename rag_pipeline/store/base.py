@@ -82,6 +82,10 @@ class VectorStore(Protocol):
         """Return the collection's model, dimension and size, or None if it does not exist."""
         ...
 
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists (no count: cheap)."""
+        ...
+
     def collection_model(self, name: str) -> tuple[str, int] | None:
         """Return the collection's (model, dimension) without counting, or None if absent."""
         ...

@@ -130,6 +130,9 @@ class EdgeStore:
             extra=meta.get("extra", {}),
         )
 
+    def has_collection(self, name: str) -> bool:
+        return self.collection_model(name) is not None
+
     def collection_model(self, name: str) -> tuple[str, int] | None:
         meta = self._read_meta(name)
         return None if meta is None else (meta["model"], int(meta["dimension"]))

@@ -70,6 +70,9 @@ class QdrantStore:
             extra={k: v for k, v in meta.items() if k not in ("model", "dimension")},
         )
 
+    def has_collection(self, name: str) -> bool:
+        return self.collection_model(name) is not None
+
     def collection_model(self, name: str) -> tuple[str, int] | None:
         validate_collection_name(name)
         if not self._client.collection_exists(name):

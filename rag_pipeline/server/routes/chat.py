@@ -12,19 +12,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from rag_pipeline.errors import ConfigError, RagError
+from rag_pipeline.errors import UpstreamError
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.db import User
-from rag_pipeline.server.search import collection_for_ref, hit_metadata, search
+from rag_pipeline.server.services import Retrieval
+from rag_pipeline.server.shapes import chat_sources
 from rag_pipeline.server.upstream import (
-    ModelNotFoundError,
-    UpstreamError,
     Upstreams,
     describe,
     ollama_completion,
     ollama_sse,
 )
-from rag_pipeline.types import Hit
 
 router = APIRouter(tags=["chat"])
 
@@ -51,7 +48,7 @@ def _upstreams(request: Request) -> Upstreams:
 
 def _listing_or_502(errors: list[str], models: list[dict[str, Any]]) -> None:
     if errors and not models:
-        raise HTTPException(502, "; ".join(errors))
+        raise UpstreamError("; ".join(errors))
 
 
 @router.get("/api/models")
@@ -82,52 +79,10 @@ async def list_openai_models(request: Request, user: CurrentUser) -> dict[str, A
     return {"data": [m for m in listing.models if m.get("owned_by") == "openai"]}
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content", "")
-            if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
-            return str(content)
-    raise ConfigError("the chat has no user message to answer")
-
-
-def enrich(
-    request: Request, user: User, body: dict[str, Any], refs: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Retrieve from the referenced files/collections; return enriched messages and sources."""
-    state = request.app.state
-    pipeline = state.pipeline
-    with state.db.session() as session:
-        targets = [(ref, collection_for_ref(session, user, ref)) for ref in refs]
-    query = _last_user_text(body["messages"])
-    groups: list[tuple[dict[str, Any], list[Hit]]] = [
-        (ref, search(pipeline, [collection], query, state.settings.top_k))
-        for ref, collection in targets
-    ]
-    hits = [hit for _, group in groups for hit in group]
-    chosen = pipeline.prompt_builder.select(hits)
-    chosen_ids = {id(hit) for hit in chosen}
-    payload = pipeline.prompt_builder.build(body["model"], body["messages"], chosen)
-    model_name = pipeline.embedder.model_name
-    sources = []
-    for ref, group in groups:
-        kept = [hit for hit in group if id(hit) in chosen_ids]
-        if not kept:
-            continue
-        sources.append(
-            {
-                "source": {"type": ref.get("type"), "id": ref.get("id")},
-                "document": [hit.text for hit in kept],
-                "metadata": [hit_metadata(hit, model_name) for hit in kept],
-                "distances": [hit.score for hit in kept],
-            }
-        )
-    return payload.messages, sources
-
-
 @router.post("/api/chat/completions", response_model=None)
-async def chat_completions(request: Request, user: CurrentUser) -> JSONResponse | StreamingResponse:
+async def chat_completions(
+    request: Request, user: CurrentUser, retrieval: Retrieval
+) -> JSONResponse | StreamingResponse:
     """OpenAI-compatible chat; ``files`` entries ground the answer in files or collections."""
     try:
         body = await request.json()
@@ -138,28 +93,17 @@ async def chat_completions(request: Request, user: CurrentUser) -> JSONResponse 
     if not isinstance(body.get("messages"), list) or not body["messages"]:
         raise HTTPException(400, "The request needs a non-empty 'messages' list")
     upstreams = _upstreams(request)
-    try:
-        model = await upstreams.find(body["model"])
-    except ModelNotFoundError:
-        raise HTTPException(400, "Model not found") from None
-    except UpstreamError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    model = await upstreams.find(body["model"])
     refs = [ref for ref in body.get("files") or [] if isinstance(ref, dict)]
     forward = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
     sources: list[dict[str, Any]] = []
     if refs:
-        try:
-            forward["messages"], sources = await run_in_threadpool(
-                enrich, request, user, forward, refs
-            )
-        except ConfigError as exc:
-            raise HTTPException(400, str(exc)) from None
-        except RagError as exc:
-            raise HTTPException(500, f"retrieval failed: {exc}") from None
-    try:
-        response = await upstreams.open_chat(model, forward)
-    except UpstreamError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        messages, groups = await run_in_threadpool(
+            retrieval.enrich, user, body["model"], forward["messages"], refs
+        )
+        forward["messages"] = messages
+        sources = chat_sources(groups, request.app.state.pipeline.embedder.model_name)
+    response = await upstreams.open_chat(model, forward)
     is_ollama = model.get("owned_by") == "ollama"
     if not forward.get("stream"):
         try:

@@ -13,7 +13,6 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.errors import RagError
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.upstream import UpstreamError
 
 router = APIRouter(prefix="/ollama", tags=["ollama"])
 
@@ -130,22 +129,16 @@ async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Respon
     if not upstreams.ollama_url:
         return await _local(request, path)
     if path == "api/tags" and request.method == "GET":
-        try:
-            return JSONResponse({"models": await upstreams.ollama_tags()})
-        except UpstreamError as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+        return JSONResponse({"models": await upstreams.ollama_tags()})
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-    try:
-        response = await upstreams.open(
-            request.method,
-            f"{upstreams.ollama_url}/{path}",
-            "the Ollama upstream",
-            content=await request.body(),
-            headers=headers,
-            params=request.query_params,
-        )
-    except UpstreamError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    response = await upstreams.open(
+        request.method,
+        f"{upstreams.ollama_url}/{path}",
+        "the Ollama upstream",
+        content=await request.body(),
+        headers=headers,
+        params=request.query_params,
+    )
     return StreamingResponse(
         response.aiter_raw(),
         status_code=response.status_code,

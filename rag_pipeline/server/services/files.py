@@ -1,0 +1,152 @@
+"""What happens to an uploaded file: stored, queued, processed, read, and deleted everywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import defer
+
+from rag_pipeline.errors import NotFoundError, TooLargeError
+from rag_pipeline.server.db import FAILED, PENDING, PROCESSING, Database, FileRecord, KnowledgeFile
+from rag_pipeline.server.db import User as UserRow
+from rag_pipeline.server.ownership import owned_file, visible
+from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
+from rag_pipeline.server.settings import ServerSettings
+
+_UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
+_BLOCK = 1 << 20
+
+
+def safe_filename(name: str | None) -> str:
+    """Return a file name that cannot escape its folder, keeping the suffix."""
+    base = Path((name or "").replace("\\", "/")).name
+    base = _UNSAFE.sub("_", base).strip(" .") or "file"
+    if len(base) > 200:
+        stem, dot, suffix = base.rpartition(".")
+        base = (stem[: 200 - len(suffix) - 1] + dot + suffix) if dot else base[:200]
+    return base
+
+
+class FileService:
+    """Uploads: kept on disk and in the database, processed by the worker, deleted with their
+    vectors in every knowledge base."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: ServerSettings,
+        processor: FileProcessor,
+        worker: ProcessingWorker,
+    ) -> None:
+        self.db = database
+        self.settings = settings
+        self.processor = processor
+        self.worker = worker
+
+    def upload(
+        self,
+        user: UserRow,
+        name: str | None,
+        stream: BinaryIO,
+        content_type: str | None,
+        *,
+        process: bool = True,
+        in_background: bool = True,
+    ) -> FileRecord:
+        """Store an upload (hashed while written) and queue it, or process it now."""
+        limit = self.settings.max_file_bytes
+        file_id = str(uuid.uuid4())
+        filename = safe_filename(name)
+        folder = self.settings.upload_dir / file_id
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / filename
+        digest = hashlib.sha256()
+        size = 0
+        with target.open("wb") as out:
+            while block := stream.read(_BLOCK):
+                size += len(block)
+                if size > limit:
+                    out.close()
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise TooLargeError(f"File too large: the limit is {limit} bytes")
+                digest.update(block)
+                out.write(block)
+        if not content_type or content_type == "application/octet-stream":
+            content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        inline = process and not in_background
+        record = FileRecord(
+            id=file_id,
+            user_id=user.id,
+            filename=filename,
+            path=str(target.resolve()),
+            content_type=content_type,
+            size=size,
+            file_hash=digest.hexdigest(),
+            status=PROCESSING if inline else PENDING,
+        )
+        if not process:
+            record.status, record.error = FAILED, "not processed (process=false)"
+        with self.db.session() as session:
+            session.add(record)
+        if inline:
+            self.processor.process(file_id)
+            with self.db.session() as session:
+                record = session.get(FileRecord, file_id) or record
+        elif process:
+            self.worker.wake()
+        return record
+
+    def list(self, user: UserRow, *, content: bool = True) -> list[FileRecord]:
+        """Every file this user may see, newest first (``content=False``: text not loaded)."""
+        query = visible(select(FileRecord), FileRecord, user).order_by(
+            FileRecord.created_at.desc(), FileRecord.id
+        )
+        if not content:
+            query = query.options(defer(FileRecord.content, raiseload=True))
+        with self.db.session() as session:
+            return list(session.scalars(query))
+
+    def get(self, user: UserRow, file_id: str) -> FileRecord:
+        """One file this user may see; NotFoundError otherwise."""
+        with self.db.session() as session:
+            return owned_file(session, user, file_id)
+
+    def original(self, user: UserRow, file_id: str) -> FileRecord:
+        """A file whose uploaded original is still on disk."""
+        record = self.get(user, file_id)
+        if not Path(record.path).is_file():
+            raise NotFoundError("File not found")
+        return record
+
+    def status(self, file_id: str) -> dict[str, Any] | None:
+        """The processing state of a file (no permission check: for a stream already checked)."""
+        with self.db.session() as session:
+            record = session.get(FileRecord, file_id)
+            return status_body(record) if record is not None else None
+
+    def delete(self, user: UserRow, file_id: str) -> None:
+        """Delete a file, its original, and its vectors in the uploads and every knowledge base."""
+        with self.db.session() as session:
+            record = owned_file(session, user, file_id)
+            knowledge_ids = session.scalars(
+                select(KnowledgeFile.knowledge_id).where(KnowledgeFile.file_id == file_id)
+            ).all()
+        for knowledge_id in knowledge_ids:
+            self.processor.unlink(knowledge_id, file_id)
+        self.processor.delete_file(file_id)
+        shutil.rmtree(Path(record.path).parent, ignore_errors=True)
+
+
+def status_body(record: FileRecord) -> dict[str, Any]:
+    """A file's processing state as ``/process/status`` answers it."""
+    body: dict[str, Any] = {"status": record.status}
+    if record.status == FAILED:
+        body["error"] = record.error
+    return body
