@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from rag_pipeline._cli_output import (
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL,
+    echo_json,
+    fail,
+    finish,
+    progress_bar,
+    wants_progress,
+)
 from rag_pipeline.errors import ConfigError, RagError
 
 app = typer.Typer(
@@ -18,8 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
 KnowledgeOption = Annotated[str, typer.Option("--knowledge", "-k", help="knowledge id")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object")]
@@ -40,11 +46,6 @@ def _settings(**overrides: Any) -> Any:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"invalid settings: {messages}") from exc
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _pipeline(settings: Any) -> Any:
@@ -70,44 +71,36 @@ def index(
         if not path.exists():
             raise ConfigError(f"no such file or folder: {path}")
         with _pipeline(settings) as pipeline:
-            show = not as_json and sys.stderr.isatty()
-            if show:
+            if wants_progress(as_json):
                 report = _index_with_progress(pipeline, path, knowledge, not keep_deleted)
             else:
                 report = pipeline.index(path, knowledge, prune=not keep_deleted)
     except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except RagError as exc:
-        raise _fail(str(exc), EXIT_PARTIAL) from exc
+        raise fail(str(exc), EXIT_PARTIAL) from exc
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        echo_json(report.to_dict())
     else:
         _print_report(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    if report.interrupted:
+        typer.echo("interrupted: the files listed were indexed; run again to finish", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise finish(report.ok)
 
 
 def _index_with_progress(pipeline: Any, path: Path, knowledge: str, prune: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("[bold]indexing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("", total=None)
+    with progress_bar("indexing") as bar:
 
         def step(source: str, status: str) -> None:
             if status != "deleted":
-                progress.update(task, advance=1, description=f"{status}: {source}")
+                bar.advance(f"{status}: {source}")
 
         return pipeline.index(
             path,
             knowledge,
             progress=step,
-            on_total=lambda total: progress.update(task, total=total),
+            on_total=bar.set_total,
             prune=prune,
         )
 
@@ -142,9 +135,9 @@ def query(
         with _pipeline(settings) as pipeline:
             hits = pipeline.query(text, knowledge)
     except RagError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if as_json:
-        typer.echo(json.dumps({"hits": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        echo_json({"hits": [h.to_dict() for h in hits]})
         return
     from rich.console import Console
 
@@ -175,7 +168,7 @@ def payload(
         with _pipeline(settings) as pipeline:
             result = pipeline.payload(text, knowledge, model=model, messages=messages)
     except RagError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     indent = None if as_json else 2
     typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=indent))
 
@@ -185,13 +178,12 @@ def collections(as_json: JsonOption = False) -> None:
     """List knowledge collections with their model and size."""
     try:
         with _pipeline(_settings()) as pipeline:
-            infos = [pipeline.store.collection_info(n) for n in pipeline.store.list_collections()]
+            infos = pipeline.collections()
     except RagError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     rows = [
         {"knowledge_id": i.name, "model": i.model, "dimension": i.dimension, "points": i.points}
         for i in infos
-        if i is not None
     ]
     if as_json:
         typer.echo(json.dumps(rows))
@@ -209,9 +201,9 @@ def delete(knowledge: Annotated[str, typer.Argument(help="knowledge id to drop")
         with _pipeline(_settings()) as pipeline:
             found = pipeline.delete(knowledge)
     except RagError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if not found:
-        raise _fail(f"knowledge {knowledge!r} does not exist", EXIT_PARTIAL)
+        raise fail(f"knowledge {knowledge!r} does not exist", EXIT_PARTIAL)
     typer.echo(f"deleted {knowledge}")
 
 
@@ -248,52 +240,41 @@ def eval_(
     chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens of overlap")] = None,
 ) -> None:
     """Measure retrieval quality (nDCG@10, recall, MRR, MAP) per search mode."""
-    from rag_pipeline.evaluation import (
-        evaluate_modes,
-        index_dataset,
-        load_beir,
-        load_knowledge_queries,
-    )
-    from rag_pipeline.evaluation.report import print_table, results_dict, write_report
+    from rag_pipeline.evaluation import run_evaluation
+    from rag_pipeline.evaluation.report import print_table
 
-    modes = mode or ["dense", "sparse", "hybrid"]
     try:
         settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
-        if knowledge:
-            if not (queries and qrels):
-                raise ConfigError("--knowledge needs --queries and --qrels")
-            data = load_knowledge_queries(queries, qrels, knowledge)
-        elif dataset is not None:
-            data = load_beir(dataset, split)
-            if sample:
-                data = data.subset(sample, distractors)
-        else:
+        if knowledge and not (queries and qrels):
+            raise ConfigError("--knowledge needs --queries and --qrels")
+        if not knowledge and dataset is None:
             raise ConfigError("give a BEIR dataset folder, or --knowledge with --queries/--qrels")
-        index_info = None
         with _pipeline(settings) as pipeline:
-            if not knowledge:
-                collection, index_report = index_dataset(pipeline, data)
-                if index_report.errors:
-                    typer.echo(f"warning: {len(index_report.errors)} documents failed", err=True)
-                index_info = {
-                    "documents": len(data.corpus),
-                    "chunks": pipeline.store.count(collection),
-                    "chunks_added": index_report.chunks_added,
-                    "seconds": round(index_report.seconds, 1),
-                }
-            runs = evaluate_modes(pipeline, data, modes, top_k=top_k, knowledge_id=knowledge)  # type: ignore[arg-type]
+            result = run_evaluation(
+                pipeline,
+                dataset,
+                split=split,
+                knowledge_id=knowledge,
+                queries=queries,
+                qrels=qrels,
+                sample=sample,
+                distractors=distractors,
+                modes=mode,
+                top_k=top_k,
+                report=report,
+            )
     except ConfigError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except RagError as exc:
-        raise _fail(str(exc), EXIT_PARTIAL) from exc
-    if report is not None:
-        paths = write_report(report, data, runs, index_info)
-        if not as_json:
-            typer.echo("wrote " + ", ".join(str(p) for p in paths), err=True)
+        raise fail(str(exc), EXIT_PARTIAL) from exc
+    if result.failed_documents:
+        typer.echo(f"warning: {result.failed_documents} documents failed", err=True)
+    if result.report_paths and not as_json:
+        typer.echo("wrote " + ", ".join(str(p) for p in result.report_paths), err=True)
     if as_json:
-        typer.echo(json.dumps(results_dict(data, runs, index_info), ensure_ascii=False))
+        echo_json(result.to_dict())
     else:
-        print_table(data, runs)
+        print_table(result.dataset, result.runs)
 
 
 # Command groups that live beside their subsystem register themselves here; each

@@ -11,7 +11,12 @@ from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.settings import Settings
-from rag_pipeline.store.base import SearchMode, VectorStore, validate_collection_name
+from rag_pipeline.store.base import (
+    CollectionInfo,
+    SearchMode,
+    VectorStore,
+    validate_collection_name,
+)
 from rag_pipeline.types import ChatPayload, Document, Hit, SearchScope
 
 if TYPE_CHECKING:
@@ -245,7 +250,7 @@ class Pipeline:
             self.embedder,
             self.chunker,
             sparse_encoder=self.sparse_encoder,
-            max_file_bytes=self.settings.max_file_bytes,
+            limits=self.settings.load_limits(),
             workers=self.settings.workers if workers is None else workers,
             # Enough chunks per call to fill several of the model's batches after sorting.
             embed_group=max(EMBED_GROUP, 4 * self.settings.effective_batch_size),
@@ -292,6 +297,12 @@ class Pipeline:
         hits = self.query(text, knowledge_ids, top_k=top_k, mode=mode)
         chat = [*(messages or []), {"role": "user", "content": text}]
         return self.prompt_builder.build(model, chat, hits)
+
+    def collections(self) -> list[CollectionInfo]:
+        """Return each knowledge collection's model, dimension and size, by name."""
+        infos = (self.store.collection_info(name) for name in self.store.list_collections())
+        # A collection deleted between listing and counting is simply left out.
+        return [info for info in infos if info is not None]
 
     def delete(self, knowledge_id: str) -> bool:
         """Drop a knowledge collection."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from rag_pipeline.loaders import LoadLimits
 
 
 class Settings(BaseSettings):
@@ -56,6 +59,14 @@ class Settings(BaseSettings):
     chunk_size: int = Field(256, ge=16, description="tokens (cl100k_base) per chunk")
     chunk_overlap: int = Field(32, ge=0)
     max_file_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    max_extracted_chars: int = Field(
+        5_000_000, ge=1, description="characters of text one file may yield (~10,000 chunks)"
+    )
+    max_unzipped_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="bytes a zip-based file (docx, pptx, xlsx, odt, epub) may expand to",
+    )
     workers: int | None = Field(
         None, ge=0, description="extraction worker processes; unset = one per core, 0 = none"
     )
@@ -90,6 +101,12 @@ class Settings(BaseSettings):
         if self.embedder in ("ollama", "openai") and not self.embedding_base_url:
             raise ValueError(f"embedder {self.embedder!r} needs RAG_EMBEDDING_BASE_URL")
         return self
+
+    def load_limits(self) -> LoadLimits:
+        """The per-file limits loaders enforce."""
+        from rag_pipeline.loaders import LoadLimits
+
+        return LoadLimits(self.max_file_bytes, self.max_extracted_chars, self.max_unzipped_bytes)
 
     @property
     def uses_cuda(self) -> bool:

@@ -306,3 +306,13 @@ def test_the_installed_command_reports_exit_codes(tmp_path: Path, data_dir: Path
     )
     assert missing.returncode == 2
     assert missing.stderr.startswith("error: no such file or folder")
+
+
+def test_collections_prints_what_the_library_lists(notes: Path, data_dir: Path) -> None:
+    from rag_pipeline import Pipeline, Settings
+
+    with Pipeline(Settings(data_dir=data_dir)) as pipeline:
+        infos = pipeline.collections()
+    assert [(i.name, i.points) for i in infos] == [
+        (r["knowledge_id"], r["points"]) for r in collections()
+    ]

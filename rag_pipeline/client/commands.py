@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+from rag_pipeline._cli_output import echo_json, fail, finish, progress_bar, wants_progress
 
 
 def push(
@@ -34,19 +32,17 @@ def push(
 
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        typer.echo(f"error: no such file or folder: {', '.join(missing)}", err=True)
-        raise typer.Exit(EXIT_USAGE)
+        raise fail(f"no such file or folder: {', '.join(missing)}")
     try:
         with RagClient(server, api_key, email=email, password=password) as client:
-            if not as_json and sys.stderr.isatty():
+            if wants_progress(as_json):
                 report = _push_with_progress(client, paths, knowledge, timeout, local_files)
             else:
                 report = run_push(client, paths, knowledge, timeout=timeout)
     except RagError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_USAGE) from exc
+        raise fail(str(exc)) from exc
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        echo_json(report.to_dict())
     else:
         files = report.to_dict()["files"]
         typer.echo(
@@ -56,31 +52,19 @@ def push(
         )
         for error in report.errors:
             typer.echo(f"failed {error['path']}: {error['error']}")
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_PARTIAL)
+    raise finish(report.ok)
 
 
 def _push_with_progress(
     client: Any, paths: list[Path], knowledge: str, timeout: float, local_files: Any
 ) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from rag_pipeline.client._push import push as run_push
 
-    total = len(local_files(paths))
-    with Progress(
-        TextColumn("[bold]pushing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("", total=total)
+    with progress_bar("pushing", total=len(local_files(paths))) as bar:
 
         def step(name: str, status: str) -> None:
             # A file counts once: when skipped, added or failed (uploads are halfway).
-            advance = 0 if status == "uploaded" else 1
-            progress.update(task, advance=advance, description=f"{status}: {name}")
+            bar.advance(f"{status}: {name}", 0 if status == "uploaded" else 1)
 
         return run_push(client, paths, knowledge, progress=step, timeout=timeout)
 

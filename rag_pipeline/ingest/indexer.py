@@ -32,6 +32,7 @@ from rag_pipeline.ingest.prepare import (
 )
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.ingest.sources import SourceItem, walk_files
+from rag_pipeline.loaders import LoadLimits
 from rag_pipeline.store.base import StoredPoint, VectorStore
 
 # Chunks embedded per call: many files' chunks together let the model sort them by length
@@ -183,7 +184,7 @@ class Indexer:
         chunker: Chunker,
         *,
         sparse_encoder: Any = None,
-        max_file_bytes: int | None = None,
+        limits: LoadLimits | None = None,
         workers: int | None = None,
         embed_group: int = EMBED_GROUP,
     ) -> None:
@@ -195,7 +196,7 @@ class Indexer:
         self.embedder = embedder
         self.chunker = chunker
         self.sparse_encoder = sparse_encoder
-        self.max_file_bytes = max_file_bytes
+        self.limits = limits or LoadLimits()
         self.workers = default_workers() if workers is None else workers
         self.embed_group = embed_group
 
@@ -271,9 +272,13 @@ class Indexer:
                     self._embed(pending, run, writer)
                     pending, pending_chunks = [], 0
             self._embed(pending, run, writer)
+        except KeyboardInterrupt:
+            # Stop cleanly: batches already handed to the writer are finished (a source's
+            # chunks are written whole), nothing else starts, and the report says so.
+            report.interrupted = True
         finally:
             writer.close()
-        if prune:
+        if prune and not report.interrupted:
             self._prune(run)
         self.store.flush(knowledge_id)
         report.sort()
@@ -327,7 +332,7 @@ class Indexer:
             identity = item.identity
             run.seen.add(identity)
             try:
-                fingerprint = item.resolve_fingerprint()
+                fingerprint = item.resolve_fingerprint(self.limits.max_bytes)
             except RagError as exc:
                 run.record(identity, "failed", reason(exc))
                 continue
@@ -354,14 +359,14 @@ class Indexer:
         yield from self._prepare_in_pool(itertools.chain(first, planned))
 
     def _prepare_inline(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
-        preparer = Preparer(self.chunker, self.sparse_encoder, self.max_file_bytes)
+        preparer = Preparer(self.chunker, self.sparse_encoder, self.limits)
         for task in planned:
             yield preparer(*task)
 
     def _pool(self) -> ProcessPoolExecutor:
         sparse = self.sparse_encoder.config if self.sparse_encoder is not None else None
         config = PrepareConfig(
-            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.max_file_bytes
+            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.limits
         )
         # forkserver, not fork: the model runtime and the store already run threads here,
         # and a forked copy of a locked mutex deadlocks.

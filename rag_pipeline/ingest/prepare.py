@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
-from rag_pipeline.loaders import load_file
+from rag_pipeline.loaders import LoadLimits, load_file
 from rag_pipeline.store.base import SparseVector
 from rag_pipeline.types import Chunk
 
@@ -21,7 +22,7 @@ class PrepareConfig:
     chunk_size: int
     chunk_overlap: int
     sparse: dict[str, Any] | None
-    max_file_bytes: int | None
+    limits: LoadLimits
 
 
 @dataclass(slots=True)
@@ -49,10 +50,10 @@ class Failed:
 class Preparer:
     """Turn a source item into chunks, embedding texts and sparse vectors."""
 
-    def __init__(self, chunker: Chunker, sparse_encoder: Any, max_file_bytes: int | None) -> None:
+    def __init__(self, chunker: Chunker, sparse_encoder: Any, limits: LoadLimits) -> None:
         self.chunker = chunker
         self.sparse_encoder = sparse_encoder
-        self.max_file_bytes = max_file_bytes
+        self.limits = limits
 
     @classmethod
     def from_config(cls, config: PrepareConfig) -> Preparer:
@@ -62,13 +63,13 @@ class Preparer:
             from rag_pipeline.embedding.sparse import SparseEncoder
 
             sparse = SparseEncoder(**config.sparse)
-        return cls(Chunker(config.chunk_size, config.chunk_overlap), sparse, config.max_file_bytes)
+        return cls(Chunker(config.chunk_size, config.chunk_overlap), sparse, config.limits)
 
     def __call__(self, item: SourceItem, fingerprint: str, status: str) -> Prepared | Failed:
         try:
             documents: Any = item.documents
             if item.path is not None:
-                documents = load_file(item.path, source=item.source, max_bytes=self.max_file_bytes)
+                documents = load_file(item.path, source=item.source, limits=self.limits)
             # Chunk ids derive from the identity, so equal names never share a point.
             chunks = self.chunker.split(documents, item.identity)
             if not chunks:
@@ -98,6 +99,10 @@ _worker: Preparer | None = None
 def init_worker(config: PrepareConfig) -> None:
     """Pool initializer: build this process's chunker and sparse encoder once."""
     global _worker
+    # Ctrl-C reaches the whole process group: the run (in the parent) decides how to stop.
+    # A worker that died of it broke the pool, which the run then rebuilt: the first
+    # Ctrl-C seemed ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Preparer.from_config(config)
 
 

@@ -22,6 +22,8 @@ class IndexReport:
     chunks_added: int = 0
     chunks_deleted: int = 0
     seconds: float = 0.0
+    # Stopped by Ctrl-C: what is listed was fully written, the rest was not touched.
+    interrupted: bool = False
     # Chunks now stored per source written or skipped (a server records them per file).
     chunk_counts: dict[str, int] = field(default_factory=dict)
 
@@ -33,7 +35,7 @@ class IndexReport:
     @property
     def ok(self) -> bool:
         """True when every file was indexed."""
-        return not self.errors
+        return not self.errors and not self.interrupted
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape printed by ``rag index --json``."""
@@ -48,6 +50,7 @@ class IndexReport:
             },
             "chunks": {"added": self.chunks_added, "deleted": self.chunks_deleted},
             "errors": list(self.errors),
+            "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),
         }
 

@@ -62,15 +62,27 @@ class SourceItem:
         except OSError:
             return 0
 
-    def resolve_fingerprint(self) -> str:
-        """Return the fingerprint, computing it if it was not given."""
+    def resolve_fingerprint(self, max_bytes: int | None = None) -> str:
+        """Return the fingerprint, computing it if it was not given.
+
+        Only a regular file is opened (a FIFO blocks on open, a device never ends), and at
+        most ``max_bytes`` of it are read: past that it is reported as too large.
+        """
         if self.fingerprint is not None:
             return self.fingerprint
         if self.path is not None:
             try:
-                return file_sha256(self.path)
+                if not self.path.is_file():
+                    raise LoaderError(
+                        self.source, "not a regular file (a FIFO, device or folder): skipped"
+                    )
+                return file_sha256(self.path, max_bytes)
             except OSError as exc:
                 raise LoaderError(self.source, f"cannot read file: {exc.strerror or exc}") from exc
+            except _TooLarge as exc:
+                raise LoaderError(
+                    self.source, f"file too large: more than {exc.limit} bytes"
+                ) from None
         return documents_sha256(self.documents or ())
 
 
@@ -87,11 +99,20 @@ def walk_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def file_sha256(path: Path) -> str:
-    """Return the hex SHA-256 of a file's bytes."""
+class _TooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+
+def file_sha256(path: Path, max_bytes: int | None = None) -> str:
+    """Return the hex SHA-256 of a file's bytes (raise past ``max_bytes``, if given)."""
     digest = hashlib.sha256()
+    read = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
+            read += len(block)
+            if max_bytes is not None and read > max_bytes:
+                raise _TooLarge(max_bytes)
             digest.update(block)
     return digest.hexdigest()
 

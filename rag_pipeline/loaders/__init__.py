@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag_pipeline.errors import LoaderError
 from rag_pipeline.types import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "is_supported", "load_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "LoadLimits", "is_supported", "load_file"]
 
 # suffix -> (module in this package, function in it, MIME type)
 _LOADERS: dict[str, tuple[str, str, str]] = {
@@ -47,6 +49,20 @@ _LOADERS: dict[str, tuple[str, str, str]] = {
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+# Formats that are zip archives: their parts are checked before anything is decompressed.
+_ZIPPED = {".docx", ".pptx", ".xlsx", ".odt", ".epub"}
+# Defaults for the limits below (settings: RAG_MAX_EXTRACTED_CHARS, RAG_MAX_UNZIPPED_BYTES).
+MAX_EXTRACTED_CHARS = 5_000_000
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LoadLimits:
+    """What one file may cost: bytes on disk, bytes once unzipped, characters of text."""
+
+    max_bytes: int | None = None
+    max_chars: int | None = MAX_EXTRACTED_CHARS
+    max_unzipped_bytes: int | None = MAX_UNZIPPED_BYTES
 
 
 def is_supported(path: str | os.PathLike[str]) -> bool:
@@ -55,10 +71,21 @@ def is_supported(path: str | os.PathLike[str]) -> bool:
 
 
 def load_file(
-    path: str | os.PathLike[str], *, source: str | None = None, max_bytes: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    source: str | None = None,
+    max_bytes: int | None = None,
+    limits: LoadLimits | None = None,
 ) -> list[Document]:
-    """Extract the text of one file as one or more Documents (PDFs: one per page with text)."""
+    """Extract the text of one file as one or more Documents (PDFs: one per page with text).
+
+    ``limits`` (default: ``LoadLimits(max_bytes=max_bytes)``) bound what a file may cost;
+    past one it is a LoaderError, raised before the costly part where it can be.
+    """
     from rag_pipeline.loaders._signature import check_signature
+
+    limits = limits or LoadLimits(max_bytes=max_bytes)
+    max_bytes = limits.max_bytes
 
     path = Path(path)
     source = str(path) if source is None else source
@@ -81,6 +108,8 @@ def load_file(
 
     try:
         check_signature(path, suffix, source)
+        if suffix in _ZIPPED and limits.max_unzipped_bytes is not None:
+            _check_unzipped_size(path, source, limits.max_unzipped_bytes)
         module = importlib.import_module(f"rag_pipeline.loaders.{module_name}")
         documents: list[Document] = getattr(module, function_name)(path, source)
     except LoaderError:
@@ -94,7 +123,30 @@ def load_file(
     documents = [doc for doc in documents if doc.text.strip()]
     if not documents:
         raise LoaderError(source, "no extractable text (scanned or image-only?)")
+    chars = sum(len(doc.text) for doc in documents)
+    if limits.max_chars is not None and chars > limits.max_chars:
+        # A small file can hold a great deal of text (a 49 KB docx held 2 MB): it would
+        # take the embedder minutes while everyone else's files wait.
+        raise LoaderError(source, f"too much text: {chars} characters > limit {limits.max_chars}")
     return [_with_base_metadata(doc, source, path.stem, content_type) for doc in documents]
+
+
+def _check_unzipped_size(path: Path, source: str, limit: int) -> None:
+    """Refuse an archive whose parts add up to more than ``limit`` bytes once unzipped.
+
+    The sizes come from the archive's directory, read without decompressing anything;
+    Python's zipfile (which every loader of these formats uses) never inflates a part
+    past its recorded size, so a part that lies about its size cannot get past this.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise LoaderError(source, f"corrupt or unreadable archive: {exc}") from exc
+    if total > limit:
+        raise LoaderError(
+            source, f"expands to {total} bytes once unzipped > limit {limit} (a zip bomb?)"
+        )
 
 
 def _exception_detail(exc: Exception, path: Path) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from rag_pipeline import __version__
 from rag_pipeline.embedding.batching import BatchingEmbedder
@@ -66,6 +67,27 @@ ERROR_STATUS: dict[type[RagError], int] = {
 }
 
 
+class ErrorBody(BaseModel):
+    """What every error answers with (as Open WebUI does)."""
+
+    detail: str
+
+
+# Declared on every route, so clients and schema-driven tests know the error answers.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Bad request: the reason is in `detail`"),
+        (401, "Missing or invalid token"),
+        (403, "Not allowed for this user"),
+        (404, "Not found, or not this user's to see"),
+        (409, "Conflicts with what is stored (e.g. another embedding model)"),
+        (413, "Body or file past its size limit"),
+        (502, "An upstream model server failed"),
+    )
+}
+
+
 def status_for(exc: RagError) -> int:
     """The HTTP status a library error is answered with."""
     if isinstance(exc, UpstreamError) and isinstance(getattr(exc, "status", None), int):
@@ -114,6 +136,9 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             knowledge=KnowledgeService(state.db, state.processor),
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
         )
+        orphans = state.services.files.remove_orphans()
+        if orphans:
+            log.warning("removed %d upload folders no file row names", len(orphans))
         state.worker.start()
         # The model loads in the background (seconds): health answers at once, and the
         # first upload or query finds it ready instead of paying for it.
@@ -154,5 +179,5 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         return {"status": True}
 
     for module in (auths, files, knowledge, retrieval, chat, ollama):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

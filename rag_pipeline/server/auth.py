@@ -130,9 +130,14 @@ def create_user(
     return user
 
 
+def user_by_email(session: Session, email: str) -> User | None:
+    """Return the user with this e-mail (case and spaces as sign-in ignores them), or None."""
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
 def authenticate(session: Session, email: str, password: str) -> User:
     """Return the user with these credentials, or raise AuthError."""
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    user = user_by_email(session, email)
     # An unknown e-mail costs one hash check too, so timing does not tell who has an account.
     valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not valid:

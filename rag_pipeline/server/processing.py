@@ -8,8 +8,9 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from rag_pipeline.errors import RagError
 from rag_pipeline.ingest import SourceItem
@@ -30,11 +31,21 @@ from rag_pipeline.store.base import StoredPoint
 
 log = logging.getLogger(__name__)
 
-# Point ids in a knowledge collection derive from (file id, point id in the uploads
-# collection): adding a file twice rewrites the same points, and two files that happen
-# to share a chunk id never overwrite each other.
 _COPY_NAMESPACE = uuid.UUID("0f3c7d8e-2b6a-4c1e-9a57-6e2d4b8f1c03")
 _COPY_BATCH = 256
+
+
+def _knowledge_point_id(file_id: str, point_id: str, payload: dict[str, Any]) -> str:
+    """The id of an upload's chunk in a knowledge collection.
+
+    Derived from the file's extracted-text hash and the chunk's place in it, so a
+    knowledge base never holds the same content twice: two uploads of one text (two
+    files, both still listed) write the same points, and a chat gets each chunk once.
+    """
+    content_hash, index = payload.get("hash"), payload.get("chunk_index")
+    if isinstance(content_hash, str) and isinstance(index, int):
+        return str(uuid.uuid5(_COPY_NAMESPACE, f"{content_hash}/{index}"))
+    return str(uuid.uuid5(_COPY_NAMESPACE, f"{file_id}/{point_id}"))
 
 
 @dataclass(slots=True)
@@ -114,7 +125,7 @@ class FileProcessor:
         """Load one upload's text; None (with ``upload.error`` set) if it cannot be read."""
         try:
             documents = load_file(
-                upload.path, source=upload.filename, max_bytes=self.pipeline.settings.max_file_bytes
+                upload.path, source=upload.filename, limits=self.pipeline.settings.load_limits()
             )
         except RagError as exc:
             upload.error = str(exc) or type(exc).__name__
@@ -211,6 +222,23 @@ class FileProcessor:
             if link is not None:
                 session.delete(link)
             self.remove_vectors(file_id, knowledge_id)
+            record = session.get(FileRecord, file_id)
+            if record is None or record.content_hash is None:
+                return
+            # Files with the same text share their points in a knowledge base (see
+            # copy_vectors): the points just removed may have been another file's too.
+            twins = session.scalars(
+                select(FileRecord.id)
+                .join(KnowledgeFile, KnowledgeFile.file_id == FileRecord.id)
+                .where(
+                    KnowledgeFile.knowledge_id == knowledge_id,
+                    KnowledgeFile.copied.is_(True),
+                    FileRecord.content_hash == record.content_hash,
+                    FileRecord.id != file_id,
+                )
+            ).all()
+            for twin in twins[:1]:
+                self.copy_vectors(twin, knowledge_id)
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file's row (links cascade) and its chunks; the caller unlinked it first."""
@@ -251,7 +279,7 @@ class FileProcessor:
             payload.pop("key", None)  # the uploads collection's bookkeeping
             batch.append(
                 StoredPoint(
-                    id=str(uuid.uuid5(_COPY_NAMESPACE, f"{file_id}/{point_id}")),
+                    id=_knowledge_point_id(file_id, point_id, payload),
                     vector=vectors["dense"],
                     payload=payload,
                     sparse=vectors.get("sparse"),
@@ -311,11 +339,22 @@ class ProcessingWorker:
         self._threads.clear()
 
     def claim(self) -> list[str]:
-        """Mark the oldest pending files (up to a batch) as processing and return their ids."""
-        oldest = (
-            select(FileRecord.id)
+        """Mark pending files (up to a batch, fairly across users) as processing; their ids."""
+        # Round robin over users, oldest first within each: one user's thousand uploads
+        # must not make another user's single file wait behind all of them.
+        turn = (
+            func.row_number()
+            .over(partition_by=FileRecord.user_id, order_by=(FileRecord.queued_at, FileRecord.id))
+            .label("turn")
+        )
+        pending = (
+            select(FileRecord.id, FileRecord.queued_at, turn)
             .where(FileRecord.status == PENDING)
-            .order_by(FileRecord.queued_at, FileRecord.id)
+            .subquery()
+        )
+        oldest = (
+            select(pending.c.id)
+            .order_by(pending.c.turn, pending.c.queued_at, pending.c.id)
             .limit(self._batch)
         )
         # One UPDATE … RETURNING: a single write, so SQLite takes its write lock at once

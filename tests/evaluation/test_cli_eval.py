@@ -10,28 +10,6 @@ from typer.testing import CliRunner
 
 from rag_pipeline.cli import app
 
-DOCS = {
-    "d1": ("Otters", "Sea otters hold hands while they sleep so that they do not drift apart."),
-    "d2": ("Volcanoes", "Basaltic lava is hotter and runnier than rhyolitic lava."),
-    "d3": ("Bread", "Sourdough rises because wild yeast ferments the dough overnight."),
-    "d4": ("Bees", "Honey bees dance to tell their hive where the flowers are."),
-}
-QUERIES = {"q1": "why do otters hold hands", "q2": "how do bees share where flowers are"}
-QRELS = {"q1": "d1", "q2": "d4"}
-
-
-@pytest.fixture
-def toy(tmp_path: Path) -> Path:
-    root = tmp_path / "toy"
-    (root / "qrels").mkdir(parents=True)
-    rows = [{"_id": k, "title": t, "text": x} for k, (t, x) in DOCS.items()]
-    (root / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    rows = [{"_id": k, "text": t} for k, t in QUERIES.items()]
-    (root / "queries.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in QRELS.items()]
-    (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
-    return root
-
 
 def test_eval_json_then_reuse_and_report(
     toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -81,3 +59,26 @@ def test_hybrid_runs_name_their_fusion(
     again = CliRunner().invoke(app, [*args, "--report", str(report)])
     assert again.exit_code == 0, again.output
     assert "hybrid fusion RRF" in (report / "results.md").read_text()
+
+
+def test_eval_of_a_knowledge_base(
+    toy_knowledge: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    folder, queries, qrels = toy_knowledge
+    runner = CliRunner()
+    assert runner.invoke(app, ["index", str(folder), "-k", "toy", "--json"]).exit_code == 0
+    judged = ["--queries", str(queries), "--qrels", str(qrels)]
+    args = ["eval", "-k", "toy", *judged, "--mode", "sparse", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["dataset"], data["split"]) == ("toy", "knowledge")
+    assert "index" not in data
+    assert data["runs"][0]["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    unjudged = runner.invoke(app, ["eval", "-k", "toy", "--queries", str(queries)])
+    assert unjudged.exit_code == 2
+    assert "--knowledge needs --queries and --qrels" in unjudged.stderr
+    missing = runner.invoke(app, ["eval", "-k", "nothing-here", *judged])
+    assert missing.exit_code == 1
+    assert "knowledge 'nothing-here' does not exist" in missing.stderr

@@ -220,3 +220,80 @@ def pipeline_document(text: str):
     from rag_pipeline import Document
 
     return Document(text=text, metadata={})
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifos_devices_and_oversized_files_are_reported_not_read(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 2)
+    os.mkfifo(docs / "pipe.txt")  # opening it would block forever
+    (docs / "zero.txt").symlink_to("/dev/zero")  # reading it would never end
+    (docs / "big.txt").write_text("x" * 5000)
+    settings = Settings(data_dir=tmp_path / "data", workers=0, max_file_bytes=4000)
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        report = pipeline.index(docs, "kb")
+    reasons = {e["path"]: e["error"] for e in report.errors}
+    assert set(reasons) == {"pipe.txt", "zero.txt", "big.txt"}
+    assert reasons["pipe.txt"].startswith("not a regular file")
+    assert reasons["zero.txt"].startswith("not a regular file")
+    assert reasons["big.txt"] == "file too large: more than 4000 bytes"
+    assert report.added == ["doc000.md", "doc001.md"]
+
+
+def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path / "docs", 60)
+    script = textwrap.dedent(
+        """
+        import json, sys, time
+        from rag_pipeline import Pipeline, Settings
+
+        if __name__ == "__main__":
+            with Pipeline(Settings(data_dir=sys.argv[2], workers=2)) as pipeline:
+                def progress(source, status):
+                    print(status, source, flush=True)
+                    time.sleep(0.05)
+                indexer = pipeline.indexer()
+                indexer.embed_group = 16
+                report = indexer.index(sys.argv[1], "kb", progress=progress)
+            print("report", json.dumps(report.to_dict()), flush=True)
+        """
+    )
+    runner = tmp_path / "run.py"
+    runner.write_text(script)
+    data = tmp_path / "data"
+    env = {**os.environ, "RAG_EMBEDDING_BATCH_SIZE": "8"}
+    child = subprocess.Popen(
+        [sys.executable, str(runner), str(docs), str(data)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if sum(x.startswith("added") for x in lines) == 3:
+            # Ctrl-C in a terminal: the whole process group, workers included, once.
+            os.killpg(child.pid, signal.SIGINT)
+            break
+    rest, _ = child.communicate(timeout=120)
+    assert child.returncode == 0  # it stopped by itself, not by the signal
+    report = json.loads(rest.strip().splitlines()[-1].removeprefix("report "))
+    assert report["interrupted"] is True
+    added = report["files"]["added"]
+    assert 3 <= added < 60
+    # What the report lists is there in full; a second run does only the rest.
+    again = subprocess.run(
+        [sys.executable, str(runner), str(docs), str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    final = json.loads(again.stdout.strip().splitlines()[-1].removeprefix("report "))
+    assert final["interrupted"] is False
+    assert final["files"]["skipped"] >= added
+    assert final["files"]["skipped"] + final["files"]["added"] + final["files"]["updated"] == 60

@@ -183,3 +183,42 @@ def test_supported_suffixes_and_case_insensitive_dispatch(tmp_path: Path) -> Non
     (doc,) = load_file(path)
     assert doc.text == "upper-case suffix"
     assert doc.metadata == {"source": str(path), "title": "NOTES", "content_type": "text/plain"}
+
+
+def _docx(path: Path, paragraphs: list[str]) -> Path:
+    import docx
+
+    document = docx.Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    document.save(str(path))
+    return path
+
+
+def test_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    from rag_pipeline.loaders import LoadLimits
+
+    real = _docx(tmp_path / "real.docx", ["Ziggy eats apples."])
+    bomb = tmp_path / "bomb.docx"
+    # A real document whose document.xml is padded to 40 MB of zeros: ~40 KB on disk.
+    with zipfile.ZipFile(real) as source, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "word/document.xml":
+                data += b" " * (40 * 1024 * 1024)
+            out.writestr(info, data, zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 200_000
+    limits = LoadLimits(max_unzipped_bytes=10 * 1024 * 1024)
+    reason = _reason(bomb, limits=limits)
+    assert reason.startswith("expands to ") and "limit 10485760" in reason
+    assert load_file(real, limits=limits)[0].text == "Ziggy eats apples."
+
+
+def test_text_past_the_character_limit_is_refused(tmp_path: Path) -> None:
+    from rag_pipeline.loaders import LoadLimits
+
+    small = _docx(tmp_path / "dense.docx", ["word " * 2000] * 10)  # 100,000 characters
+    reason = _reason(small, limits=LoadLimits(max_chars=50_000))
+    count = int(reason.removeprefix("too much text: ").split()[0])
+    assert 99_000 < count < 101_000 and reason.endswith("characters > limit 50000")
+    assert len(load_file(small, limits=LoadLimits(max_chars=200_000))[0].text) > 50_000

@@ -244,3 +244,33 @@ def test_retrieval_and_embedding_config_report_the_settings_in_force(world: Worl
     embedding = httpx.get(f"{world.url}/api/v1/retrieval/embedding", headers=headers).json()
     assert embedding["RAG_EMBEDDING_MODEL"] == world.server.app.state.pipeline.embedder.model_name
     assert set(embedding) >= {"openai_config", "ollama_config", "RAG_EMBEDDING_BATCH_SIZE"}
+
+
+def test_one_text_uploaded_twice_is_held_once_per_knowledge_base(world: World) -> None:
+    headers = world.admin.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Twins"}).json()
+    text = "The lighthouse keeper Ines paints the door blue every May.\n"
+    twins = [upload_text(world.url, world.admin.key, "ines.txt", text) for _ in range(2)]
+    for twin in twins:
+        assert wait_processed(world.url, world.admin.key, twin["id"])["status"] == "completed"
+    added = httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": t["id"]} for t in twins],
+    ).json()
+    assert len(added["files"]) == 2  # both files are listed …
+    store = _store(world)
+    assert store.count(knowledge["id"]) == 1  # … but their one chunk is stored once
+    hits = httpx.post(
+        f"{world.url}/api/v1/retrieval/query/collection",
+        headers=headers,
+        json={"collection_names": [knowledge["id"]], "query": "what colour is the door", "k": 10},
+    ).json()
+    assert hits["documents"] == [[text.strip()]]
+    # Taking either out leaves the other's text searchable; taking both out empties it.
+    for twin, left in zip(twins, (1, 0), strict=True):
+        httpx.post(
+            f"{base}/{knowledge['id']}/file/remove", headers=headers, json={"file_id": twin["id"]}
+        ).raise_for_status()
+        assert store.count(knowledge["id"]) == left

@@ -111,3 +111,18 @@ def test_claims_are_exclusive_between_threads(parts, tmp_path: Path) -> None:
     with database.session() as session:
         statuses = {r.status for r in session.query(FileRecord)}
     assert statuses == {PROCESSING}
+
+
+def test_claims_take_turns_between_users(parts, tmp_path: Path) -> None:
+    database, pipeline = parts
+    with database.session() as session:
+        session.add(UserRow(id="u2", name="V", email="v@example.com", password_hash="x"))
+    many = [_add_file(database, tmp_path, f"a{n}.txt", b"x", PENDING) for n in range(20)]
+    late = _add_file(database, tmp_path, "b.txt", b"y", PENDING)
+    with database.session() as session:
+        session.get(FileRecord, late).user_id = "u2"
+    worker = ProcessingWorker(database, FileProcessor(database, pipeline), batch=4)
+    first = worker.claim()
+    # The other user's one file goes in the first batch, beside the oldest of the many.
+    assert late in first and len(first) == 4
+    assert set(first) - {late} == set(many[:3])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -45,11 +46,16 @@ _USER_CALLS = {
 }
 
 
+# What an Ollama API path is made of; anything else (control characters, spaces, '..')
+# is refused here rather than failing to become an upstream URL.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._:@+-]+")
+
+
 def _normalised(path: str) -> str:
     """The path without empty or ``.`` segments, so ``api//delete/`` is ``api/delete``."""
     parts = [part for part in path.split("/") if part not in ("", ".")]
-    if ".." in parts:
-        raise HTTPException(400, "'..' is not allowed in an Ollama API path")
+    if ".." in parts or not all(_PATH_SEGMENT.fullmatch(part) for part in parts):
+        raise HTTPException(400, f"Not an Ollama API path: {path!r}")
     return "/".join(parts)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import mimetypes
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,13 +25,25 @@ _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
 _BLOCK = 1 << 20
 
 
+# File systems cap a name at 255 bytes, not characters: 90 CJK characters are 270.
+_MAX_NAME_BYTES = 200
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` within ``max_bytes`` of UTF-8, whole characters only."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
 def safe_filename(name: str | None) -> str:
-    """Return a file name that cannot escape its folder, keeping the suffix."""
+    """Return a file name that cannot escape its folder, at most 200 bytes, keeping the suffix."""
     base = Path((name or "").replace("\\", "/")).name
     base = _UNSAFE.sub("_", base).strip(" .") or "file"
-    if len(base) > 200:
+    if len(base.encode("utf-8")) > _MAX_NAME_BYTES:
         stem, dot, suffix = base.rpartition(".")
-        base = (stem[: 200 - len(suffix) - 1] + dot + suffix) if dot else base[:200]
+        if dot and len(suffix.encode("utf-8")) < 32:
+            base = _cut(stem, _MAX_NAME_BYTES - len(suffix.encode("utf-8")) - 1) + dot + suffix
+        else:
+            base = _cut(base, _MAX_NAME_BYTES)
     return base
 
 
@@ -142,6 +155,28 @@ class FileService:
             self.processor.unlink(knowledge_id, file_id)
         self.processor.delete_file(file_id)
         shutil.rmtree(Path(record.path).parent, ignore_errors=True)
+
+    def remove_orphans(self, min_age_seconds: float = 600.0) -> list[str]:
+        """Delete upload folders that no file row names (an upload cut off by a crash).
+
+        Only folders older than ``min_age_seconds``: a younger one may be an upload that
+        another server process on the same data dir is still receiving.
+        """
+        root = self.settings.upload_dir
+        if not root.is_dir():
+            return []
+        with self.db.session() as session:
+            known = set(session.scalars(select(FileRecord.id)))
+        now = time.time()
+        removed = []
+        for folder in root.iterdir():
+            if folder.name in known or not folder.is_dir():
+                continue
+            if now - folder.stat().st_mtime < min_age_seconds:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        return removed
 
 
 def status_body(record: FileRecord) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""Bad input gets a 4xx with a reason, never a 500; crashes leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+from rag_pipeline.server import ServerSettings
+from rag_pipeline.server.app import create_app
+
+from .conftest import World
+from .harness import live_server, wait_processed
+
+
+def test_long_cjk_file_names_are_cut_by_bytes(world: World) -> None:
+    name = "資料" * 45 + ".txt"  # 90 characters, 270 bytes before the suffix
+    answer = httpx.post(
+        f"{world.url}/api/v1/files/",
+        headers=world.admin.headers,
+        files={"file": (name, "長い名前のファイル。".encode(), "text/plain")},
+    )
+    assert answer.status_code == 200, answer.text
+    stored = answer.json()["filename"]
+    assert stored.endswith(".txt") and len(stored.encode("utf-8")) <= 200
+    assert stored.startswith("資料資料")  # whole characters, none cut in half
+    assert Path(answer.json()["path"]).is_file()
+    status = wait_processed(world.url, world.admin.key, answer.json()["id"])
+    assert status["status"] == "completed"
+
+
+def test_odd_ollama_paths_are_400_not_500(world: World) -> None:
+    for method, path in (
+        ("PUT", "/ollama/%11"),
+        ("GET", "/ollama/api/ta gs"),
+        ("DELETE", "/ollama/api/%00x"),
+    ):
+        response = httpx.request(method, world.url + path, headers=world.admin.headers)
+        assert response.status_code == 400, (method, path, response.text)
+        assert "Ollama API path" in response.json()["detail"]
+
+
+def test_upload_folders_without_a_row_are_removed_at_start(tmp_path: Path) -> None:
+    settings = ServerSettings(data_dir=tmp_path)
+    old = settings.upload_dir / "cut-off-upload"
+    old.mkdir(parents=True)
+    (old / "half.pdf").write_bytes(b"%PDF-1.4 half")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    young = settings.upload_dir / "still-arriving"
+    young.mkdir()
+    with live_server(settings) as server:
+        token = server.signup("Root", "root@example.com")["token"]
+        kept = server.api_key(token)
+        assert kept.startswith("sk-")
+    assert not old.exists()
+    assert young.exists()  # another process may still be receiving it
+
+
+def test_openapi_declares_the_error_answers(tmp_path: Path) -> None:
+    schema = create_app(ServerSettings(data_dir=tmp_path, env="dev")).openapi()
+    for path, operations in schema["paths"].items():
+        if path == "/health":
+            continue  # no input, no auth: nothing to refuse
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            assert {"400", "401", "404", "413"} <= declared, (method, path)
