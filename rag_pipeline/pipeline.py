@@ -114,13 +114,29 @@ class Pipeline:
         *,
         embedder: Embedder | None = None,
         store: VectorStore | None = None,
+        chunker: Chunker | None = None,
+        sparse_encoder: SparseEncoder | None = None,
+        prompt_builder: PromptBuilder | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
+        """Parts given here are used as they are; the others are built from ``settings``."""
         self.settings = settings or Settings()
-        self._chunker: Chunker | None = None
-        self._prompt_builder: PromptBuilder | None = None
+        if retriever is not None:
+            # A retriever brings its store and embedder: they must be the pipeline's too.
+            for given, its, what in (
+                (store, retriever.store, "store"),
+                (embedder, retriever.embedder, "embedder"),
+            ):
+                if given is not None and given is not its:
+                    raise ConfigError(f"the retriever was built over another {what}")
+            store, embedder = retriever.store, retriever.embedder
+            sparse_encoder = sparse_encoder or retriever.sparse_encoder
+        self._chunker: Chunker | None = chunker
+        self._prompt_builder: PromptBuilder | None = prompt_builder
         self._embedder = embedder
         self._store = store
-        self._sparse: SparseEncoder | None = None
+        self._sparse: SparseEncoder | None = sparse_encoder
+        self._retriever = retriever
         # The server touches these from request threads, its worker and a warm-up thread
         # at once; two racing first uses must not load two models or open a store twice.
         self._build_lock = threading.Lock()
@@ -257,9 +273,23 @@ class Pipeline:
         )
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
-        """Return a retriever over this pipeline's store and embedder."""
+        """Return a retriever over this pipeline's store and embedder (the one given, if any,
+        for its own mode)."""
         from rag_pipeline.retrieval.retriever import Retriever
 
+        given = self._retriever
+        if given is not None:
+            if mode is None or mode == given.mode:
+                return given
+            return Retriever(
+                given.store,
+                given.embedder,
+                sparse_encoder=given.sparse_encoder,
+                mode=mode,
+                fusion=given.fusion,
+                candidates=given.candidates,
+                min_similarity=given.min_similarity,
+            )
         return Retriever(
             self.store,
             self.embedder,

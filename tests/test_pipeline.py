@@ -132,3 +132,34 @@ def test_int8_precision_is_its_own_model_identity(tmp_path: Path) -> None:
         pytest.raises(ModelMismatchError, match="@int8"),
     ):
         fp32.query("tent", "kb")
+
+
+def test_parts_given_to_the_pipeline_are_the_ones_it_uses(tmp_path, local_embedder) -> None:
+    from rag_pipeline import Chunker, PromptBuilder, Retriever
+    from rag_pipeline.errors import ConfigError
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(" ".join(f"Sentence {i} is about otters." for i in range(60)))
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    template = "CONTEXT:\n{context}\nQUESTION: {query}"
+    with Pipeline(
+        settings,
+        embedder=local_embedder,
+        chunker=Chunker(48, 8),
+        prompt_builder=PromptBuilder(template, context_tokens=200),
+    ) as pipeline:
+        report = pipeline.index(docs, "kb")
+        # 60 sentences of ~7 tokens in chunks of 48: many chunks, not the default's two.
+        assert report.chunks_added >= 8
+        payload = pipeline.payload("otters?", "kb", model="m")
+        assert payload.messages[-1]["content"].startswith("CONTEXT:\n")
+        retriever = Retriever(
+            pipeline.store, pipeline.embedder, sparse_encoder=pipeline.sparse_encoder, mode="dense"
+        )
+    with Pipeline(settings, retriever=retriever) as again:
+        assert again.retriever() is retriever
+        assert again.retriever("sparse").mode == "sparse"
+        assert again.query("otters", "kb", top_k=2)[0].source == "a.txt"
+    with pytest.raises(ConfigError, match="another store"):
+        Pipeline(settings, store=object(), retriever=retriever)  # type: ignore[arg-type]
