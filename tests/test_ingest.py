@@ -93,7 +93,7 @@ def test_index_then_skip_then_update_then_delete(pipeline: Pipeline, docs: Path)
     assert "sub/boots.html" not in sources
 
     report = fourth.to_dict()
-    assert set(report) == {"knowledge_id", "files", "chunks", "errors", "seconds"}
+    assert set(report) == {"knowledge_id", "files", "chunks", "errors", "interrupted", "seconds"}
     assert report["files"] == {"added": 0, "updated": 0, "skipped": 2, "deleted": 1, "failed": 1}
 
 

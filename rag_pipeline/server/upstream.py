@@ -1,4 +1,11 @@
-"""The chat models behind the server: an OpenAI-compatible base URL and/or an Ollama server."""
+"""The chat models behind the server: an OpenAI-compatible base URL and/or an Ollama server.
+
+A request is retried (tenacity) only while no answer has been streamed: after a connect
+error (the upstream never saw it) or an answer asking to come back later (429, 503; and
+502/504 for GET and HEAD, which may run twice), with exponential backoff and jitter,
+honouring ``Retry-After``, bounded in tries and in total time. Once an answer streams,
+nothing is retried: a broken or stalled stream ends with an error event (see chat.py).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+)
 
+from rag_pipeline._retry import backoff_wait, retry_after_seconds
 from rag_pipeline.errors import ModelNotFoundError, UpstreamError
 from rag_pipeline.server.settings import ServerSettings
+
+# What a request that may not run twice (a chat, a pull) is retried on: answers that say
+# the request was not taken on. A 500 or 502 may come after the model started working; a
+# 504 after it spent the gateway's whole patience: those are not retried.
+_RETRY_STATUS = frozenset({429, 503})
+# GET and HEAD may run twice: a bad gateway or a gateway timeout is worth another try too.
+_RETRY_STATUS_IDEMPOTENT = frozenset({429, 502, 503, 504})
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass
@@ -32,16 +54,40 @@ def describe(exc: httpx.HTTPError, what: str, url: str) -> str:
     return f"cannot reach {what} at {url}: {type(exc).__name__}: {exc}"
 
 
+class _Retryable(UpstreamError):
+    """A failure met before any answer was taken on: another try may succeed."""
+
+    def __init__(self, message: str, *, status: int = 502, retry_after: float | None = None):
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
 class Upstreams:
     """Lists models and forwards requests to the configured upstreams, with timeouts."""
 
-    def __init__(self, settings: ServerSettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        client: httpx.AsyncClient,
+        *,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        max_backoff: float = 4.0,
+        max_retry_after: float = 10.0,
+        retry_deadline: float = 30.0,
+    ) -> None:
+        """``max_retries`` more tries follow a retryable failure, ``backoff`` seconds apart
+        and doubling (at most ``max_backoff``, or the upstream's ``Retry-After`` up to
+        ``max_retry_after``); none starts past ``retry_deadline`` seconds after the first."""
         self.settings = settings
         self.client = client
         self.openai_url = settings.openai_api_base_url
         self.ollama_url = settings.ollama_base_url
         self._cache = ModelList()
         self._lock = asyncio.Lock()
+        self.max_retries = max_retries
+        self.retry_deadline = retry_deadline
+        self._wait = backoff_wait(backoff, max_backoff, max_retry_after)
 
     def _openai_headers(self) -> dict[str, str]:
         key = self.settings.openai_api_key
@@ -143,16 +189,19 @@ class Upstreams:
             raise UpstreamError("; ".join(listing.errors))
         raise ModelNotFoundError("Model not found")
 
+    def chat_target(self, model: dict[str, Any]) -> tuple[str, str]:
+        """The chat URL of the model's upstream, and the upstream's name for messages."""
+        if model.get("owned_by") == "ollama":
+            return f"{self.ollama_url}/api/chat", "the Ollama upstream"
+        return f"{self.openai_url}/chat/completions", "the OpenAI-compatible upstream"
+
     async def open_chat(self, model: dict[str, Any], body: dict[str, Any]) -> httpx.Response:
         """Send a chat request to the model's upstream; the answer is left open for streaming."""
+        url, what = self.chat_target(model)
         if model.get("owned_by") == "ollama":
-            url = f"{self.ollama_url}/api/chat"
-            what = "the Ollama upstream"
             payload = ollama_chat_body(body)
             headers: dict[str, str] = {}
         else:
-            url = f"{self.openai_url}/chat/completions"
-            what = "the OpenAI-compatible upstream"
             payload = body
             headers = self._openai_headers()
         return await self.open(
@@ -171,25 +220,34 @@ class Upstreams:
         params: Any = None,
         stream: bool = True,
     ) -> httpx.Response:
-        """Send a request; raise UpstreamError on transport errors and 5xx answers."""
-        request = self.client.build_request(
-            method, url, json=json_body, content=content, headers=headers, params=params
+        """Send a request; raise UpstreamError on transport errors and 4xx/5xx answers.
+
+        Connect errors and answers asking to come back later are retried (see the module's
+        docstring); the answer's headers have arrived when this returns, its body has not
+        (unless ``stream`` is false)."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1) | stop_before_delay(self.retry_deadline),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
         )
+        statuses = _RETRY_STATUS_IDEMPOTENT if method.upper() in _IDEMPOTENT else _RETRY_STATUS
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise UpstreamError(describe(exc, what, url)) from exc
-        if response.status_code >= 400:
-            try:
-                detail = (await response.aread()).decode("utf-8", "replace")[:500]
-            except httpx.HTTPError:
-                detail = ""
-            finally:
-                await response.aclose()
-            status = 502 if response.status_code >= 500 else response.status_code
-            raise UpstreamError(
-                f"{what} at {url} answered {response.status_code}: {detail}", status=status
+            response = await retrying(
+                self._send_once,
+                method,
+                url,
+                what,
+                statuses,
+                json_body=json_body,
+                content=content,
+                headers=headers,
+                params=params,
             )
+        except _Retryable as exc:
+            tries = retrying.statistics.get("attempt_number", 1)
+            message = str(exc) if tries == 1 else f"{exc} (gave up after {tries} tries)"
+            raise UpstreamError(message, status=exc.status) from exc
         if not stream:
             try:
                 await response.aread()
@@ -198,6 +256,103 @@ class Upstreams:
             finally:
                 await response.aclose()
         return response
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        retry_statuses: frozenset[int],
+        **request: Any,
+    ) -> httpx.Response:
+        built = self.client.build_request(
+            method,
+            url,
+            json=request["json_body"],
+            content=request["content"],
+            headers=request["headers"],
+            params=request["params"],
+        )
+        try:
+            response = await self.client.send(built, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The request never reached the upstream: safe to send again.
+            raise _Retryable(describe(exc, what, url)) from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(describe(exc, what, url)) from exc
+        if response.status_code < 400:
+            return response
+        try:
+            detail = (await response.aread()).decode("utf-8", "replace")[:500]
+        except httpx.HTTPError:
+            detail = ""
+        finally:
+            await response.aclose()
+        status = 502 if response.status_code >= 500 else response.status_code
+        message = f"{what} at {url} answered {response.status_code}: {detail}"
+        if response.status_code in retry_statuses:
+            retry_after = retry_after_seconds(response.headers)
+            raise _Retryable(message, status=status, retry_after=retry_after)
+        raise UpstreamError(message, status=status)
+
+    def stream_error(self, exc: BaseException, what: str, url: str) -> str:
+        """The error event's message for a stream that broke off after it started."""
+        if isinstance(exc, httpx.TimeoutException):
+            return (
+                f"{what} at {url} stopped sending for {self.settings.upstream_timeout:g} s "
+                f"({type(exc).__name__}); the answer is incomplete"
+            )
+        if isinstance(exc, httpx.HTTPError):
+            return (
+                f"{what} at {url} broke off the stream ({type(exc).__name__}: {exc}); "
+                "the answer is incomplete"
+            )
+        return str(exc)
+
+
+class SseWatch:
+    """Follows the OpenAI server-sent events forwarded to a client, to tell whether the
+    stream finished (``[DONE]``, a ``finish_reason`` or an error event) and whether the
+    bytes so far end on an event boundary."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self._tail = b""
+        self._line = b""
+
+    @property
+    def at_boundary(self) -> bool:
+        """Whether what was fed so far ends with a whole event (or nothing was fed)."""
+        return not self._tail or self._tail.endswith((b"\n\n", b"\r\n\r\n"))
+
+    def feed(self, block: bytes) -> None:
+        if not block:
+            return
+        self._tail = (self._tail + block)[-4:]
+        *lines, self._line = (self._line + block).split(b"\n")
+        if not self.finished:
+            for line in lines:
+                self._see(line.strip())
+
+    def _see(self, line: bytes) -> None:
+        if not line.startswith(b"data:"):
+            return
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            self.finished = True
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        choices = data.get("choices")
+        if "error" in data or (
+            isinstance(choices, list)
+            and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+        ):
+            self.finished = True
 
 
 def ollama_chat_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -277,13 +432,43 @@ def ollama_completion(model: str, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def ollama_sse(model: str, lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Ollama's NDJSON chat stream as OpenAI server-sent chunks, ending with ``[DONE]``."""
+async def ndjson_lines(
+    chunks: AsyncIterator[str], where: str = "the Ollama upstream"
+) -> AsyncIterator[str]:
+    """The lines of an NDJSON stream; one cut off before its newline raises UpstreamError."""
+    pending = ""
+    async for chunk in chunks:
+        *lines, pending = (pending + chunk).split("\n")
+        for line in lines:
+            yield line
+    if pending.strip():
+        raise UpstreamError(
+            f"{where} ended the stream before the answer was complete (mid-line: {pending[:100]!r})"
+        )
+
+
+async def ollama_sse(
+    model: str, lines: AsyncIterator[str], where: str = "the Ollama upstream"
+) -> AsyncIterator[str]:
+    """Ollama's NDJSON chat stream as OpenAI server-sent chunks, ending with ``[DONE]``.
+
+    Raises UpstreamError (naming ``where``) for a line that is not JSON, an error line, or
+    a stream that ends before Ollama's final ``done`` line.
+    """
     chat_id = f"{model}-{uuid.uuid4()}"
+    done = False
     async for line in lines:
         if not line.strip():
             continue
-        data = json.loads(line)
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise UpstreamError(f"{where} sent a line that is not JSON: {line[:200]!r}") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{where} sent a line that is not a JSON object: {line[:200]!r}")
+        if data.get("error"):
+            raise UpstreamError(f"{where} failed: {data['error']}")
+        done = done or bool(data.get("done"))
         chunk: dict[str, Any] = {
             "id": chat_id,
             "object": "chat.completion.chunk",
@@ -305,4 +490,6 @@ async def ollama_sse(model: str, lines: AsyncIterator[str]) -> AsyncIterator[str
                 }
             ]
         yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    if not done:
+        raise UpstreamError(f"{where} ended the stream before the answer was complete")
     yield "data: [DONE]\n\n"

@@ -134,6 +134,21 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": "not found"})
 
+    def _other(self) -> None:
+        # An Ollama server answers methods and paths it does not serve with 404 or 405.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self._record(None)
+        self._json(404, {"error": "not found"})
+
+    do_PUT = do_DELETE = do_PATCH = _other
+
+    def do_HEAD(self) -> None:
+        self._record(None)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = json.loads(raw) if raw else {}

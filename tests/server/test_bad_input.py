@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -67,3 +68,42 @@ def test_openapi_declares_the_error_answers(tmp_path: Path) -> None:
         for method, operation in operations.items():
             declared = set(operation["responses"])
             assert {"400", "401", "404", "413"} <= declared, (method, path)
+
+
+def test_malformed_chat_bodies_are_422_naming_the_field(world: World) -> None:
+    good = {"model": "fake-echo", "messages": [{"role": "user", "content": "hi"}]}
+    for changed, field in (
+        ({"files": 5}, "files"),
+        ({"messages": [None]}, "messages"),
+        ({"messages": ["hi"]}, "messages"),
+        ({"messages": [{"role": "user", "content": ["plain string"]}]}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"model": 7}, "model"),
+        ({"files": [{"type": "file"}]}, "files"),
+    ):
+        response = httpx.post(
+            f"{world.url}/api/chat/completions",
+            headers=world.admin.headers,
+            json={**good, **changed},
+        )
+        assert response.status_code == 422, (changed, response.text)
+        assert field in json.dumps(response.json()["detail"]), changed
+    for body in ([1, 2], "text", None):
+        response = httpx.post(
+            f"{world.url}/api/chat/completions", headers=world.admin.headers, json=body
+        )
+        assert response.status_code == 422, (body, response.text)
+    # Fields we do not model pass through to the upstream untouched.
+    world.upstream.clear()
+    answer = httpx.post(
+        f"{world.url}/api/chat/completions",
+        headers=world.admin.headers,
+        json={
+            **good,
+            "temperature": 0.2,
+            "messages": [{"role": "user", "content": "hi", "name": "x"}],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    sent = world.upstream.chats()[-1]["body"]
+    assert sent["temperature"] == 0.2 and sent["messages"][0]["name"] == "x"

@@ -101,6 +101,7 @@ def test_auth_shapes(world: World, calls: dict[str, Any]) -> None:
         headers={"Authorization": f"Bearer {world.bob.token}"},
     ).json()
     same_fields(key, calls["create_api_key"]["response"])
+    world.bob.key = key["api_key"]  # the old key stopped working: later tests use this one
     as_key = httpx.get(f"{world.url}/api/v1/auths/", headers=world.admin.headers)
     assert as_key.status_code == calls["session_user"]["status"] == 403
     assert as_key.json() == calls["session_user"]["response"]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -14,6 +17,7 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.errors import RagError
 from rag_pipeline.server.auth import CurrentUser
+from rag_pipeline.server.upstream import describe
 
 router = APIRouter(prefix="/ollama", tags=["ollama"])
 
@@ -145,8 +149,19 @@ async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Respon
         headers=headers,
         params=request.query_params,
     )
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for block in response.aiter_raw():
+                yield block
+        except httpx.HTTPError as exc:
+            # The status line is gone already: end the NDJSON stream with an error line,
+            # as Ollama itself reports a failure mid-stream, instead of a dropped socket.
+            message = describe(exc, "the Ollama upstream", str(response.url))
+            yield b"\n" + json.dumps({"error": message}).encode() + b"\n"
+
     return StreamingResponse(
-        response.aiter_raw(),
+        relay(),
         status_code=response.status_code,
         headers={k: v for k, v in response.headers.items() if k.lower() in _PASS_BACK},
         background=BackgroundTask(response.aclose),
