@@ -174,10 +174,34 @@ class RagClient:
         path = f"/api/v1/knowledge/{knowledge_id}/file/add"
         return self._request("POST", path, json={"file_id": file_id})
 
-    def add_files(self, knowledge_id: str, file_ids: Sequence[str]) -> dict[str, Any]:
-        """Add processed files to a knowledge base in one call (all or none)."""
+    def add_files(
+        self, knowledge_id: str, file_ids: Sequence[str], folders: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Add processed files to a knowledge base in one call (all or none), each in its
+        folder (``rag serve`` keeps them; other servers put them at the top)."""
+        forms: list[dict[str, str]] = []
+        for index, file_id in enumerate(file_ids):
+            folder = folders[index] if folders else ""
+            forms.append({"file_id": file_id, "path": folder} if folder else {"file_id": file_id})
         path = f"/api/v1/knowledge/{knowledge_id}/files/batch/add"
-        return self._request("POST", path, json=[{"file_id": i} for i in file_ids])
+        return self._request("POST", path, json=forms)
+
+    def sync_diff(
+        self, knowledge_id: str, manifest: Sequence[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Open WebUI's knowledge sync diff for a manifest; None if the server has none."""
+        path = f"/api/v1/knowledge/{knowledge_id}/sync/diff"
+        try:
+            return self._request("POST", path, json={"manifest": list(manifest)})
+        except RemoteError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+
+    def sync_cleanup(self, knowledge_id: str, file_ids: Sequence[str]) -> None:
+        """Remove stale files of a knowledge base after a sync."""
+        path = f"/api/v1/knowledge/{knowledge_id}/sync/cleanup"
+        self._request("POST", path, json={"file_ids": list(file_ids), "dir_ids": []})
 
     def remove_file(self, knowledge_id: str, file_id: str) -> dict[str, Any]:
         """Take a file out of a knowledge base."""

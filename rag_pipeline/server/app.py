@@ -35,7 +35,16 @@ from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.guard import RequestGuard
 from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
-from rag_pipeline.server.routes import auths, chat, files, knowledge, ollama, retrieval
+from rag_pipeline.server.routes import (
+    auths,
+    chat,
+    files,
+    knowledge,
+    ollama,
+    openai_compat,
+    process,
+    retrieval,
+)
 from rag_pipeline.server.services import (
     FileService,
     KnowledgeService,
@@ -131,9 +140,10 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state.worker = ProcessingWorker(
             state.db, state.processor, settings.processing_workers, settings.processing_batch
         )
+        files = FileService(state.db, settings, state.processor, state.worker)
         state.services = Services(
-            files=FileService(state.db, settings, state.processor, state.worker),
-            knowledge=KnowledgeService(state.db, state.processor),
+            files=files,
+            knowledge=KnowledgeService(state.db, state.processor, files),
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
         )
         orphans = state.services.files.remove_orphans()
@@ -178,6 +188,6 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         """Liveness, without auth."""
         return {"status": True}
 
-    for module in (auths, files, knowledge, retrieval, chat, ollama):
+    for module in (auths, files, knowledge, retrieval, chat, ollama, openai_compat, process):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

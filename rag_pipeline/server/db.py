@@ -17,7 +17,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -127,6 +129,9 @@ class KnowledgeFile(Base):
         ForeignKey("files.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     copied: Mapped[bool] = mapped_column(default=False)
+    # The folder the file sits in inside the knowledge base ("docs/api"; "" = top), as
+    # knowledge sync manifests name it: a path, not a directory object.
+    path: Mapped[str] = mapped_column(String(1024), default="", server_default="")
     created_at: Mapped[int] = mapped_column(Integer, default=now)
 
 
@@ -141,8 +146,22 @@ class Database:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        self._add_missing_columns()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._claim_first_user_of_older_database()
+
+    def _add_missing_columns(self) -> None:
+        # create_all makes missing tables, not missing columns. Until migrations exist
+        # (the scale-out issue brings Alembic), columns added since are added here.
+        present = {c["name"] for c in inspect(self.engine).get_columns("knowledge_files")}
+        if "path" not in present:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "ALTER TABLE knowledge_files "
+                        "ADD COLUMN path VARCHAR(1024) NOT NULL DEFAULT ''"
+                    )
+                )
 
     def _claim_first_user_of_older_database(self) -> None:
         # A database made before claims existed already has its first user.

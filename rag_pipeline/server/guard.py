@@ -18,7 +18,7 @@ PUBLIC_PATHS = frozenset(
     {"/health", "/api/v1/auths/signup", "/api/v1/auths/signin", "/openapi.json", "/docs"}
 )
 # Routes whose body is a file upload: capped by the file limit, not the request limit.
-UPLOAD_PATHS = frozenset({"/api/v1/files/"})
+UPLOAD_PATHS = frozenset({"/api/v1/files/", "/process"})
 # Room for the multipart framing around an upload of the largest allowed file.
 _MULTIPART_OVERHEAD = 64 * 1024
 

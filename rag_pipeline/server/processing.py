@@ -196,8 +196,9 @@ class FileProcessor:
                 link.copied = True
             return True
 
-    def link(self, knowledge_id: str, file_id: str) -> bool:
-        """Put a file in a knowledge base: copy now if processed, else when it completes.
+    def link(self, knowledge_id: str, file_id: str, path: str = "") -> bool:
+        """Put a file in a knowledge base (in folder ``path``): copy now if processed, else
+        when it completes.
 
         Returns False when the file was already there.
         """
@@ -208,7 +209,9 @@ class FileProcessor:
             if link is not None and (link.copied or not done):
                 return False
             if link is None:
-                link = KnowledgeFile(knowledge_id=knowledge_id, file_id=file_id, copied=False)
+                link = KnowledgeFile(
+                    knowledge_id=knowledge_id, file_id=file_id, copied=False, path=path
+                )
                 session.add(link)
             if done:
                 self.copy_vectors(file_id, knowledge_id)

@@ -122,13 +122,13 @@ def test_push_command_exit_codes(served: tuple[LiveServer, str], tmp_path: Path)
     folder.mkdir()
     (folder / "a.txt").write_text("Alpha file about apples.\n", encoding="utf-8")
     (folder / "b.md").write_text("# Beta\n\nBeta file about bananas.\n", encoding="utf-8")
-    shutil.copy(folder / "a.txt", folder / "a-copy.txt")  # same bytes: uploaded once
+    shutil.copy(folder / "a.txt", folder / "a-copy.txt")  # its own entry (text stored once)
     runner = CliRunner()
     args = ["push", str(folder), "--server", server.url, "--knowledge", "cli", "--json"]
     first = runner.invoke(cli, [*args, "--api-key", key])
     assert first.exit_code == 0, first.output
     report = json.loads(first.output)
-    assert report["files"]["uploaded"] == 2 and report["files"]["failed"] == 0
+    assert report["files"]["uploaded"] == 3 and report["files"]["failed"] == 0
     second = json.loads(runner.invoke(cli, [*args, "--api-key", key]).output)
     assert second["files"]["uploaded"] == 0 and second["files"]["skipped"] == 3
     (folder / "c.pdf").write_bytes(b"not really a pdf")
@@ -150,3 +150,31 @@ def test_push_command_exit_codes(served: tuple[LiveServer, str], tmp_path: Path)
         ],
     )
     assert missing.exit_code == 2
+
+
+def test_push_syncs_changes_and_removals_through_sync_diff(
+    served: tuple[LiveServer, str], tmp_path: Path
+) -> None:
+    server, key = served
+    folder = tmp_path / "synced"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "keep.txt").write_text("Kept: otters hold hands.\n", encoding="utf-8")
+    (folder / "edit.txt").write_text("Version one says the lake is green.\n", encoding="utf-8")
+    (folder / "sub" / "keep.txt").write_text("Another keep, in a subfolder.\n", encoding="utf-8")
+    (folder / "gone.md").write_text("# Gone\n\nThis file will be deleted.\n", encoding="utf-8")
+    with RagClient(server.url, key) as client:
+        first = push(client, [folder], "sync-kb")
+        assert sorted(first.uploaded) == ["edit.txt", "gone.md", "keep.txt", "sub/keep.txt"]
+        again = push(client, [folder], "sync-kb")
+        assert again.uploaded == [] and len(again.skipped) == 4 and again.removed == []
+
+        (folder / "edit.txt").write_text("Version two says the lake is blue.\n", encoding="utf-8")
+        (folder / "gone.md").unlink()
+        third = push(client, [folder], "sync-kb")
+        assert third.uploaded == ["edit.txt"] and third.removed == ["gone.md"]
+        assert sorted(third.skipped) == ["keep.txt", "sub/keep.txt"]
+        files = client.knowledge_files(third.knowledge_id)
+        assert sorted(f["meta"]["name"] for f in files) == ["edit.txt", "keep.txt", "keep.txt"]
+        hits = client.query([third.knowledge_id], "what colour is the lake?", k=5)
+        texts = " ".join(hits["documents"][0])
+        assert "blue" in texts and "green" not in texts and "deleted" not in texts

@@ -92,6 +92,14 @@ def test_embed_without_ollama_uses_the_local_model(tmp_path: Path, local_embedde
         )
         assert unknown.status_code == 400
         assert unknown.json() == {"detail": "Model 'nomic-embed-text' was not found"}
+        # Not an object; a lone surrogate (valid JSON, not encodable text): 400, not 500.
+        for raw in (b"[1, 2]", b'{"model": "all-MiniLM-L6-v2", "input": "a\\ud800b"}'):
+            bad = httpx.post(
+                f"{server.url}/ollama/api/embed",
+                headers={**headers, "Content-Type": "application/json"},
+                content=raw,
+            )
+            assert bad.status_code == 400, bad.text
         # The library's own Ollama embedder can use the server as its Ollama.
         from rag_pipeline.embedding import OllamaEmbedder
 

@@ -60,6 +60,8 @@ def _routes(world: World) -> list[tuple[str, str, dict[str, Any] | None, str]]:
         ("GET", "/api/v1/auths/api_key", None, "own"),
         ("GET", "/api/v1/retrieval/config", None, "own"),
         ("GET", "/api/v1/retrieval/embedding", None, "own"),
+        ("GET", "/v1/models", None, "own"),
+        ("POST", "/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": ["x"]}, "own"),
     ]
 
 

@@ -274,3 +274,54 @@ def test_one_text_uploaded_twice_is_held_once_per_knowledge_base(world: World) -
             f"{base}/{knowledge['id']}/file/remove", headers=headers, json={"file_id": twin["id"]}
         ).raise_for_status()
         assert store.count(knowledge["id"]) == left
+
+
+def test_sync_diff_and_cleanup_speak_open_webuis_shapes(world: World) -> None:
+    headers = world.admin.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Sync"}).json()
+    text = "Sync test: the heron waits by the weir.\n"
+    twins = [upload_text(world.url, world.admin.key, "heron.txt", text) for _ in range(2)]
+    for twin in twins:
+        assert wait_processed(world.url, world.admin.key, twin["id"])["status"] == "completed"
+    httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": twins[0]["id"]}, {"file_id": twins[1]["id"], "path": "birds"}],
+    ).raise_for_status()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    manifest = [
+        {"filename": "heron.txt", "path": "", "checksum": digest, "size": len(text)},
+        {"filename": "new.md", "path": "notes", "checksum": "0" * 64, "size": 3},
+    ]
+    diff = httpx.post(
+        f"{base}/{knowledge['id']}/sync/diff", headers=headers, json={"manifest": manifest}
+    ).json()
+    assert set(diff) == {
+        "added", "modified", "deleted", "mkdir", "rmdir", "unmodified_count", "directory_map"
+    }  # fmt: skip
+    assert diff["added"] == [{"filename": "new.md", "path": "notes"}]
+    assert diff["unmodified_count"] == 1 and diff["modified"] == []
+    assert diff["deleted"] == [{"file_id": twins[1]["id"], "filename": "heron.txt"}]
+    changed = [{**manifest[0], "checksum": "f" * 64}]
+    modified = httpx.post(
+        f"{base}/{knowledge['id']}/sync/diff", headers=headers, json={"manifest": changed}
+    ).json()["modified"]
+    assert modified == [{"filename": "heron.txt", "path": "", "stale_file_id": twins[0]["id"]}]
+    # Cleaning up one twin keeps the other's vectors (Open WebUI deletes by content hash).
+    cleaned = httpx.post(
+        f"{base}/{knowledge['id']}/sync/cleanup",
+        headers=headers,
+        json={"file_ids": [twins[1]["id"], world.zebra_id], "dir_ids": []},
+    )
+    assert cleaned.json() == {"status": True}
+    store = _store(world)
+    assert store.count(knowledge["id"]) == 1
+    listed = httpx.get(f"{base}/{knowledge['id']}/files", headers=headers).json()["items"]
+    assert [f["id"] for f in listed] == [twins[0]["id"]]
+    # The cleaned-up file was in no other knowledge base: it is gone; zebra was not ours
+    # to clean here (not in this knowledge base) and stays.
+    gone = httpx.get(f"{world.url}/api/v1/files/{twins[1]['id']}", headers=headers)
+    assert gone.status_code == 404
+    kept = httpx.get(f"{world.url}/api/v1/files/{world.zebra_id}", headers=headers)
+    assert kept.status_code == 200

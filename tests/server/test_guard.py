@@ -135,10 +135,13 @@ def test_the_guards_public_paths_are_the_routes_without_auth(tmp_path: Path) -> 
         if not operation.get("security")
     }
     assert public == PUBLIC_PATHS - {"/openapi.json", "/docs"}
+    # Uploads: a multipart file field, or the raw bytes of a file (PUT /process).
+    upload_types = {"multipart/form-data", "application/octet-stream"}
     uploads = {
         path
         for path, operations in schema["paths"].items()
         for operation in operations.values()
-        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {})
+        if upload_types & set(operation.get("requestBody", {}).get("content", {}))
     }
     assert uploads == UPLOAD_PATHS
+    assert {"/api/v1/files/", "/process"} <= uploads

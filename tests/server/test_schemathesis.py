@@ -63,10 +63,12 @@ def test_generated_requests_never_get_a_server_error(
             capture_output=True,
             text=True,
             timeout=420,
+            cwd=tmp_path,  # its cache of past failures stays out of the repository
         )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     # It did test: every selected operation, with hundreds of generated requests.
     generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert generated is not None and int(generated[1]) >= 500, run.stdout[-2000:]
     assert generated[1] == generated[2]
-    assert re.search(r"Tested: 3\d", run.stdout), run.stdout[-2000:]
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested is not None and int(tested[1]) >= 35, run.stdout[-2000:]

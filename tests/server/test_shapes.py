@@ -152,6 +152,28 @@ def test_retrieval_shapes(world: World, calls: dict[str, Any]) -> None:
     same_fields(collection, calls["retrieval_query_collection"]["response"])
 
 
+def test_retrieval_config_has_every_key_open_webui_answers(
+    world: World, calls: dict[str, Any]
+) -> None:
+    config = _get(world, "/api/v1/retrieval/config")
+    settings = world.server.app.state.settings
+    # Ours on top of Open WebUI's: what hybrid search means here.
+    assert config.pop("SEARCH_MODE") == settings.search_mode
+    assert config.pop("HYBRID_FUSION") == settings.fusion
+    same_fields(config, calls["retrieval_config"]["response"])
+    assert config["TOP_K"] == settings.top_k and config["CHUNK_SIZE"] == settings.chunk_size
+    assert config["web"]["ENABLE_WEB_SEARCH"] is False
+
+    def secrets(node: Any, where: str = "$") -> list[str]:
+        if isinstance(node, dict):
+            return [s for key, value in node.items() for s in secrets(value, f"{where}.{key}")]
+        named = where.endswith(("_KEY", "_TOKEN", "_PASSWORD", "_SK"))
+        return [where] if named and node not in ("", None) else []
+
+    assert secrets(config) == []
+    assert settings.openai_api_key not in json.dumps(config)
+
+
 def test_chat_and_model_shapes(world: World, calls: dict[str, Any]) -> None:
     for name in ("chat_file", "chat_collection"):
         request = dict(calls[name]["request"])

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from rag_pipeline.server.auth import CurrentUser, user_summary
 from rag_pipeline.server.services import KnowledgeBases
+from rag_pipeline.server.services.knowledge import ManifestEntry
 from rag_pipeline.server.shapes import (
     knowledge_file_item,
     knowledge_object,
@@ -30,6 +31,30 @@ class FileIdForm(BaseModel):
     """Body of ``POST /{id}/file/add`` and ``/file/remove``."""
 
     file_id: str
+    # Ours: the folder inside the knowledge base (what sync manifests call ``path``).
+    path: str = Field("", max_length=1024)
+
+
+class ManifestForm(BaseModel):
+    """One local file in a sync manifest."""
+
+    filename: str = Field(min_length=1, max_length=512)
+    path: str = Field("", max_length=1024)
+    checksum: str = Field(min_length=1, max_length=128)
+    size: int = Field(ge=0)
+
+
+class SyncDiffForm(BaseModel):
+    """Body of ``POST /{id}/sync/diff``."""
+
+    manifest: list[ManifestForm]
+
+
+class SyncCleanupForm(BaseModel):
+    """Body of ``POST /{id}/sync/cleanup`` (directories are paths here: ``dir_ids`` unused)."""
+
+    file_ids: list[str]
+    dir_ids: list[str] = []
 
 
 @router.post("/create")
@@ -79,7 +104,7 @@ def add_file(
     user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, form: FileIdForm
 ) -> dict[str, Any]:
     """Add a file: its stored vectors are copied now, or when its processing completes."""
-    knowledge.add(user, knowledge_id, [form.file_id])
+    knowledge.add(user, knowledge_id, [form.file_id], form.path)
     return knowledge_with_files(*knowledge.with_files(user, knowledge_id))
 
 
@@ -88,7 +113,8 @@ def add_files(
     user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, forms: list[FileIdForm]
 ) -> dict[str, Any]:
     """Add several files at once; all are checked before any is added."""
-    knowledge.add(user, knowledge_id, [form.file_id for form in forms])
+    for path in dict.fromkeys(form.path for form in forms):
+        knowledge.add(user, knowledge_id, [f.file_id for f in forms if f.path == path], path)
     return knowledge_with_files(*knowledge.with_files(user, knowledge_id))
 
 
@@ -124,3 +150,24 @@ def delete_knowledge(user: CurrentUser, knowledge: KnowledgeBases, knowledge_id:
     """Delete a knowledge base and its collection; its files stay."""
     knowledge.delete(user, knowledge_id)
     return True
+
+
+@router.post("/{knowledge_id}/sync/diff")
+def sync_diff(
+    user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, form: SyncDiffForm
+) -> dict[str, Any]:
+    """Which files of a local manifest to upload (added, modified) and to remove (deleted)."""
+    manifest = [
+        ManifestEntry(e.filename, e.path.strip("/"), e.checksum.lower(), e.size)
+        for e in form.manifest
+    ]
+    return knowledge.sync_diff(user, knowledge_id, manifest)
+
+
+@router.post("/{knowledge_id}/sync/cleanup")
+def sync_cleanup(
+    user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, form: SyncCleanupForm
+) -> dict[str, bool]:
+    """Remove stale files (after a sync uploaded their replacements)."""
+    knowledge.sync_cleanup(user, knowledge_id, form.file_ids)
+    return {"status": True}

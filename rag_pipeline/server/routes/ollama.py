@@ -17,7 +17,8 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.errors import RagError
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.upstream import describe
+from rag_pipeline.server.routes.openai_compat import check_text, serves
+from rag_pipeline.server.upstream import Upstreams, describe
 
 router = APIRouter(prefix="/ollama", tags=["ollama"])
 
@@ -83,9 +84,40 @@ def _local_tag(model_name: str) -> dict[str, Any]:
     }
 
 
-def _serves(model_name: str, requested: str) -> bool:
-    wanted = requested.lower().removesuffix(":latest")
-    return wanted in {model_name.lower(), model_name.lower().rsplit("/", 1)[-1]}
+_EMBED_CALLS = ("api/embed", "api/embeddings")
+
+
+async def _embed_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "The request body must be a JSON object")
+    return body
+
+
+def _tagged(name: str) -> str:
+    """An Ollama model name as Open WebUI keys it: ``:latest`` when it names no tag."""
+    name = name.lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _listed(requested: str, tags: list[dict[str, Any]]) -> bool:
+    names = {_tagged(str(tag[key])) for tag in tags for key in ("model", "name") if tag.get(key)}
+    return bool(requested) and _tagged(requested) in names
+
+
+async def _check_upstream_model(upstreams: Upstreams, requested: str) -> None:
+    """400 as Open WebUI answers when the Ollama upstream does not list the model.
+
+    The cached listing answers first; a model missing there is looked up again in a fresh
+    ``/api/tags`` (it may have just been pulled), which raises 502 when Ollama is down."""
+    listing = await upstreams.models()
+    cached = [m["ollama"] for m in listing.models if m.get("owned_by") == "ollama"]
+    if _listed(requested, cached) or _listed(requested, await upstreams.ollama_tags()):
+        return
+    raise HTTPException(400, f"Model '{requested}' was not found")
 
 
 async def _local(request: Request, path: str) -> Response:
@@ -96,18 +128,17 @@ async def _local(request: Request, path: str) -> Response:
         return JSONResponse({"models": [_local_tag(name)]})
     if path == "api/version" and request.method == "GET":
         return JSONResponse({"version": "0.0.0-rag-pipeline"})
-    if path in ("api/embed", "api/embeddings") and request.method == "POST":
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(400, "The request body is not valid JSON") from None
+    if path in _EMBED_CALLS and request.method == "POST":
+        body = await _embed_body(request)
         requested = str(body.get("model", ""))
-        if not _serves(name, requested):
+        if not serves(name, requested):
             raise HTTPException(400, f"Model '{requested}' was not found")
-        texts = body.get("input") if path == "api/embed" else body.get("prompt")
+        field = "input" if path == "api/embed" else "prompt"
+        texts = body.get(field)
         texts = [texts] if isinstance(texts, str) else texts
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise HTTPException(400, "'input' must be a string or a list of strings")
+            raise HTTPException(400, f"'{field}' must be a string or a list of strings")
+        check_text(texts, field)
         started = time.perf_counter_ns()
         try:
             vectors = await run_in_threadpool(embedder.embed_documents, texts)
@@ -140,6 +171,10 @@ async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Respon
         return await _local(request, path)
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": await upstreams.ollama_tags()})
+    if path in _EMBED_CALLS and request.method == "POST":
+        # Open WebUI checks the model before it forwards an embedding call; so do we.
+        body = await _embed_body(request)
+        await _check_upstream_model(upstreams, str(body.get("model", "")))
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
     response = await upstreams.open(
         request.method,

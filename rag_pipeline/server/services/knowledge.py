@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,14 +15,26 @@ from rag_pipeline.server.db import FAILED, Database, FileRecord, Knowledge, Know
 from rag_pipeline.server.db import User as UserRow
 from rag_pipeline.server.ownership import owned_file, owned_knowledge, visible
 from rag_pipeline.server.processing import FileProcessor
+from rag_pipeline.server.services.files import FileService
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One local file as a knowledge sync manifest lists it."""
+
+    filename: str  # base name, "readme.md"
+    path: str  # folder, "docs/api"; "" for the top
+    checksum: str  # SHA-256 of the bytes
+    size: int
 
 
 class KnowledgeService:
     """Knowledge bases and their files; the processor copies and removes the vectors."""
 
-    def __init__(self, database: Database, processor: FileProcessor) -> None:
+    def __init__(self, database: Database, processor: FileProcessor, files: FileService) -> None:
         self.db = database
         self.processor = processor
+        self.file_service = files
 
     def create(
         self, user: UserRow, name: str, description: str, meta: dict[str, Any] | None
@@ -79,8 +92,11 @@ class KnowledgeService:
                 files.append((record, owners[record.user_id]))
             return knowledge, files
 
-    def add(self, user: UserRow, knowledge_id: str, file_ids: Sequence[str]) -> None:
-        """Add files (all checked first): vectors are copied now, or when processing completes."""
+    def add(
+        self, user: UserRow, knowledge_id: str, file_ids: Sequence[str], path: str = ""
+    ) -> None:
+        """Add files (all checked first) in folder ``path``: vectors are copied now, or when
+        processing completes."""
         with self.db.session() as session:
             owned_knowledge(session, user, knowledge_id)
             for file_id in file_ids:
@@ -88,7 +104,7 @@ class KnowledgeService:
                 if record.status == FAILED:
                     raise ConfigError(f"File {record.filename} failed to process: {record.error}")
         for file_id in file_ids:
-            self.processor.link(knowledge_id, file_id)
+            self.processor.link(knowledge_id, file_id, path)
         self._touch(knowledge_id)
 
     def remove(self, user: UserRow, knowledge_id: str, file_id: str) -> None:
@@ -125,6 +141,78 @@ class KnowledgeService:
         """Delete a knowledge base and its collection; its files stay."""
         self.get(user, knowledge_id)
         self.processor.delete_knowledge(knowledge_id)
+
+    def sync_diff(
+        self, user: UserRow, knowledge_id: str, manifest: Sequence[ManifestEntry]
+    ) -> dict[str, Any]:
+        """What a client must upload and remove so the knowledge base matches its manifest.
+
+        Keyed by (folder, file name), compared by the SHA-256 of the bytes, as Open WebUI's
+        ``sync/diff``. Folders are kept as a path on each file, not as directory objects,
+        so ``mkdir``/``rmdir`` are always empty and ``directory_map`` maps nothing.
+        """
+        with self.db.session() as session:
+            owned_knowledge(session, user, knowledge_id)
+            rows = session.execute(
+                select(FileRecord.id, FileRecord.filename, FileRecord.file_hash, KnowledgeFile.path)
+                .join(KnowledgeFile, KnowledgeFile.file_id == FileRecord.id)
+                .where(KnowledgeFile.knowledge_id == knowledge_id)
+                .order_by(KnowledgeFile.created_at, FileRecord.id)
+            ).all()
+        stored = {(path, name): (file_id, digest) for file_id, name, digest, path in rows}
+        added, modified = [], []
+        unmodified = 0
+        wanted: set[tuple[str, str]] = set()
+        for entry in manifest:
+            key = (entry.path, entry.filename)
+            wanted.add(key)
+            if key not in stored:
+                added.append({"filename": entry.filename, "path": entry.path})
+            elif stored[key][1] != entry.checksum:
+                modified.append(
+                    {
+                        "filename": entry.filename,
+                        "path": entry.path,
+                        "stale_file_id": stored[key][0],
+                    }
+                )
+            else:
+                unmodified += 1
+        deleted = [
+            {"file_id": file_id, "filename": key[1]}
+            for key, (file_id, _) in stored.items()
+            if key not in wanted
+        ]
+        return {
+            "added": added,
+            "modified": modified,
+            "deleted": deleted,
+            "mkdir": [],
+            "rmdir": [],
+            "unmodified_count": unmodified,
+            "directory_map": {},
+        }
+
+    def sync_cleanup(self, user: UserRow, knowledge_id: str, file_ids: Sequence[str]) -> None:
+        """Take stale files out of a knowledge base; delete those no knowledge base holds.
+
+        Vectors go by file id (twins with the same text keep theirs, see ``unlink``), not
+        by content hash as in Open WebUI, where two files with equal text lose each other's.
+        """
+        self.get(user, knowledge_id)
+        for file_id in file_ids:
+            with self.db.session() as session:
+                link = session.get(KnowledgeFile, (knowledge_id, file_id))
+                record = session.get(FileRecord, file_id)
+                if link is None or record is None:
+                    continue  # only this knowledge base's files are cleaned up
+            self.processor.unlink(knowledge_id, file_id)
+            with self.db.session() as session:
+                elsewhere = session.scalar(
+                    select(func.count()).where(KnowledgeFile.file_id == file_id)
+                )
+            if not elsewhere and (record.user_id == user.id or user.role == "admin"):
+                self.file_service.delete(user, file_id)
 
     def _touch(self, knowledge_id: str) -> None:
         with self.db.session() as session:

@@ -1,0 +1,166 @@
+"""``/v1/embeddings`` and ``/v1/models``: an OpenAI-compatible embedding engine for Open WebUI.
+
+Open WebUI with ``RAG_EMBEDDING_ENGINE=openai`` and ``RAG_OPENAI_API_BASE_URL`` set to this
+server's ``/v1`` posts ``{"input": [str, ...], "model": ...}`` (``RAG_EMBEDDING_BATCH_SIZE``
+texts at a time, with ``Authorization: Bearer <key>``) and reads ``data[i].embedding`` back
+in order. The vectors come from the server's own model, whose batcher merges these calls
+with the chunks of uploads being processed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from rag_pipeline.chunking.tokens import count_tokens
+from rag_pipeline.server.auth import CurrentUser
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+# OpenAI's own limit on the inputs of one request.
+MAX_INPUTS = 2048
+
+
+def serves(model_name: str, requested: str) -> bool:
+    """Whether ``requested`` names our model: its name or the last part of its path, with
+    or without ``:latest`` (as Ollama clients spell it) or an owner in front (Open WebUI's
+    default ``sentence-transformers/all-MiniLM-L6-v2`` for our ``all-MiniLM-L6-v2``);
+    case does not matter."""
+    wanted = requested.lower().removesuffix(":latest")
+    ours = model_name.lower()
+    return wanted == ours or wanted.rsplit("/", 1)[-1] == ours.rsplit("/", 1)[-1]
+
+
+def served_names(model_name: str) -> list[str]:
+    """The spellings of our model worth telling a client that asked for another."""
+    return list(dict.fromkeys([model_name, model_name.rsplit("/", 1)[-1]]))
+
+
+def check_text(texts: Sequence[str], field: str) -> None:
+    """400 for a text that cannot be encoded as UTF-8 (a lone surrogate from a JSON escape):
+    the model's tokenizer would fail on it with a server error."""
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise HTTPException(
+                400, f"'{field}'[{index}] is not valid Unicode text (a lone surrogate)"
+            ) from None
+
+
+class EmbeddingsForm(BaseModel):
+    """Body of ``POST /v1/embeddings`` (documentation only: the route checks it itself, to
+    answer a bad body with OpenAI's 400 and a reason). Other fields are ignored."""
+
+    model: str
+    input: str | list[str] = Field(
+        description=f"a text, or up to {MAX_INPUTS} texts; token arrays are not accepted"
+    )
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, description="must be the model's own size if given")
+    user: str | None = None
+
+
+def _texts(body: dict[str, Any]) -> list[str]:
+    value = body.get("input")
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise HTTPException(400, "'input' must be a string or a list of strings")
+    if not value:
+        raise HTTPException(400, "'input' is an empty list: send at least one text")
+    if len(value) > MAX_INPUTS:
+        raise HTTPException(
+            400, f"'input' has {len(value)} texts; at most {MAX_INPUTS} are accepted per request"
+        )
+    if any(isinstance(item, int | list) and not isinstance(item, bool) for item in value):
+        raise HTTPException(
+            400, "'input' holds token ids: this server embeds text, send strings instead"
+        )
+    if not all(isinstance(item, str) for item in value):
+        raise HTTPException(400, "'input' must be a string or a list of strings")
+    return value
+
+
+def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        # As OpenAI sends it: the little-endian float32 bytes.
+        return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode()
+    return vector.tolist()
+
+
+@router.post(
+    "/embeddings",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": EmbeddingsForm.model_json_schema()}},
+        }
+    },
+)
+async def embeddings(request: Request, user: CurrentUser) -> JSONResponse:
+    """Embed texts with the server's model, answered as OpenAI's embeddings API does."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "The request body must be a JSON object")
+    embedder = request.app.state.pipeline.embedder
+    name = embedder.model_name
+    requested = body.get("model")
+    if not isinstance(requested, str) or not requested:
+        raise HTTPException(400, "'model' must name the embedding model (a string)")
+    if not serves(name, requested):
+        offered = ", ".join(f"'{n}'" for n in served_names(name))
+        raise HTTPException(
+            400, f"Model '{requested}' is not served here; this server embeds with {offered}"
+        )
+    texts = _texts(body)
+    check_text(texts, "input")
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise HTTPException(400, "'encoding_format' must be 'float' or 'base64'")
+    dimensions = body.get("dimensions")
+    if dimensions is not None:
+        size = await run_in_threadpool(lambda: embedder.dimension)
+        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions != size:
+            raise HTTPException(
+                400,
+                f"'dimensions' must be {size} (the size of {name}'s vectors) or left out; "
+                f"got {dimensions!r}",
+            )
+
+    def embed() -> tuple[np.ndarray, int]:
+        vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+        return vectors, sum(count_tokens(text) for text in texts)
+
+    vectors, tokens = await run_in_threadpool(embed)
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": index, "embedding": _encode(vector, encoding)}
+                for index, vector in enumerate(vectors)
+            ],
+            "model": name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+@router.get("/models")
+async def models(request: Request, user: CurrentUser) -> dict[str, Any]:
+    """The one model this API serves, in OpenAI's list shape."""
+    name = request.app.state.pipeline.embedder.model_name
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline"}],
+    }

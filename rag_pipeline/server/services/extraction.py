@@ -1,0 +1,228 @@
+"""Content extraction for Open WebUI's external document loader: bytes in, documents out.
+
+Open WebUI (``CONTENT_EXTRACTION_ENGINE=external``) sends ``PUT {url}/process`` with the
+file's bytes as the body, its MIME type as ``Content-Type`` and ``quote(basename)`` of its
+stored path as ``X-Filename`` (stored paths are ``{uuid}_{name}``), and reads back
+``{"page_content", "metadata"}`` objects. This module decides what a request names and
+turns our loaders' Documents into those objects; the route only moves the bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import mimetypes
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from rag_pipeline.chunking.splitter import markdown_sections
+from rag_pipeline.errors import ConfigError
+from rag_pipeline.loaders import _LOADERS, SUPPORTED_SUFFIXES, LoadLimits, load_file
+from rag_pipeline.server.services.files import safe_filename
+from rag_pipeline.types import Document
+
+# A MIME type -> the suffix our loaders read it by: the loader table's own types, then the
+# other spellings clients send for them.
+_TYPE_SUFFIX: dict[str, str] = {}
+for _suffix, (_module, _function, _type) in _LOADERS.items():
+    _TYPE_SUFFIX.setdefault(_type, _suffix)
+_TYPE_SUFFIX.update(
+    {
+        "text/plain": ".txt",
+        "text/markdown": ".md",
+        "text/x-markdown": ".md",
+        "text/html": ".html",
+        "application/xhtml+xml": ".html",
+        "application/x-pdf": ".pdf",
+        "text/csv": ".csv",
+        "application/csv": ".csv",
+        "text/json": ".json",
+        "application/x-ndjson": ".jsonl",
+        "application/x-jsonlines": ".jsonl",
+        "application/jsonl": ".jsonl",
+        "text/rtf": ".rtf",
+        "application/x-rtf": ".rtf",
+        "message/rfc822": ".eml",
+        "application/x-outlook-msg": ".msg",
+    }
+)
+# Types that say "some bytes" and nothing about the format.
+_UNINFORMATIVE = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+# Open WebUI stores an upload as "{uuid4}_{name}" and sends that path's basename.
+_STORED_PREFIX = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_(?=.)", re.IGNORECASE
+)
+_MAX_HEADER_CHARS = 4096
+# The name a file without an X-Filename is reported under.
+_UNNAMED = "document"
+
+
+class UnsupportedTypeError(Exception):
+    """Neither the file name nor the Content-Type names a format our loaders read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a request names: ``name`` for the answer, ``disk_name`` for the temporary file.
+
+    ``disk_name`` ends with a suffix we have a loader for; its stem is the file's name,
+    so a document without a title of its own is titled by the file name, not "tmpab12".
+    """
+
+    name: str
+    disk_name: str
+
+
+def media_type(content_type: str | None) -> str:
+    """The bare MIME type of a Content-Type header, lower-cased ("" when there is none)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def suffix_for_type(content_type: str | None) -> str | None:
+    """The loader suffix for a Content-Type, or None where it names no format we read."""
+    kind = media_type(content_type)
+    if kind in _UNINFORMATIVE:
+        return None
+    if kind in _TYPE_SUFFIX:
+        return _TYPE_SUFFIX[kind]
+    guessed = mimetypes.guess_extension(kind, strict=False)
+    if guessed and guessed.lower() in SUPPORTED_SUFFIXES:
+        return guessed.lower()
+    # Open WebUI reads any text/* but HTML as plain text (source code, logs, ini...): so do we.
+    if kind.startswith("text/") and "html" not in kind:
+        return ".txt"
+    return None
+
+
+def file_name(x_filename: str | None) -> str | None:
+    """The file name an ``X-Filename`` header names: URL-unquoted, without Open WebUI's
+    storage prefix, made safe; None when the header is absent or blank.
+
+    Raises ConfigError (400) for a header that is not a URL-quoted UTF-8 name.
+    """
+    if x_filename is None or not x_filename.strip():
+        return None
+    raw = x_filename.strip()
+    if len(raw) > _MAX_HEADER_CHARS:
+        raise ConfigError(f"X-Filename is too long ({len(raw)} characters)")
+    if not raw.isascii():
+        # Starlette reads headers as latin-1; a client that sent the name as raw UTF-8
+        # instead of quoting it gets it back as it meant it.
+        with contextlib.suppress(UnicodeError):
+            raw = raw.encode("latin-1").decode("utf-8")
+    try:
+        name = unquote(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"X-Filename {x_filename[:200]!r} is not a URL-quoted UTF-8 file name"
+        ) from None
+    name = Path(name.replace("\\", "/")).name
+    name = _STORED_PREFIX.sub("", name)
+    return safe_filename(name)
+
+
+def target(x_filename: str | None, content_type: str | None) -> Target:
+    """Decide the file's name and the format to read it as.
+
+    The name's suffix wins where we read it; otherwise the Content-Type decides (a
+    ``notes.log`` sent as ``text/plain`` is read as text). Raises ConfigError for a bad
+    X-Filename and UnsupportedTypeError when neither names a format we read.
+    """
+    name = file_name(x_filename)
+    suffix = Path(name).suffix.lower() if name else ""
+    if suffix in SUPPORTED_SUFFIXES:
+        assert name is not None
+        return Target(name=name, disk_name=name)
+    by_type = suffix_for_type(content_type)
+    if by_type is not None:
+        # A name without a dot is kept as it is; "notes.log" becomes "notes.log.txt" on
+        # disk (its stem, the fallback title, stays "notes.log").
+        shown = name or _UNNAMED + by_type
+        return Target(name=shown, disk_name=safe_filename((name or _UNNAMED) + by_type))
+    kind = media_type(content_type) or "none"
+    what = f"file type {suffix}" if suffix else "file type (no suffix)"
+    supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    raise UnsupportedTypeError(
+        f"{name or _UNNAMED}: unsupported {what} and Content-Type {kind}; "
+        f"supported suffixes: {supported}"
+    )
+
+
+def extract(path: Path, name: str, limits: LoadLimits) -> list[dict[str, Any]]:
+    """Load a file with our loaders and answer Open WebUI's document objects.
+
+    Blocking (parsing a PDF takes a while): run it in a worker thread. Raises LoaderError
+    for a file we cannot read.
+    """
+    documents = load_file(path, source=name, limits=limits)
+    answer = []
+    for doc in documents:
+        item = document_object(doc, name)
+        if item["metadata"].get("content_type") != "text/markdown":
+            answer.append(item)
+            continue
+        # One object per section, with the heading path Open WebUI shows in citations
+        # (its own markdown loader loses it; its splitter then cuts within a section).
+        for text, headings in markdown_sections(item["page_content"]):
+            if text.strip():
+                metadata = dict(item["metadata"])
+                if headings:
+                    metadata["heading_path"] = " > ".join(headings)
+                answer.append({"page_content": text.strip(), "metadata": metadata})
+    return answer
+
+
+def document_object(doc: Document, name: str) -> dict[str, Any]:
+    """One ``{"page_content", "metadata"}`` object of Open WebUI's external loader protocol.
+
+    The metadata is the Document's own (``source``, ``title``, ``content_type``, and what
+    the loader adds: ``slide``, ``sheet``, ``subject``...) made JSON-safe, plus ``name``.
+    PDF pages follow Open WebUI's own PDF loader (PyPDFLoader): ``page`` counts from 0
+    (its citation view shows ``page + 1`` and links ``#page=page+1``) and ``page_label``
+    is the printed, 1-based number.
+    """
+    metadata: dict[str, Any] = {str(key): json_safe(value) for key, value in doc.metadata.items()}
+    metadata["source"] = name
+    metadata["name"] = name
+    page = doc.metadata.get("page")
+    if metadata.get("content_type") == "application/pdf" and _is_int(page) and page >= 1:
+        metadata["page"] = page - 1
+        metadata["page_label"] = str(page)
+    return {"page_content": _clean_text(doc.text), "metadata": metadata}
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON: strings, finite numbers, booleans, null, lists and objects."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return _clean_text(value.decode("utf-8", errors="replace"))
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item) for item in value]
+    return _clean_text(str(value))
+
+
+def _clean_text(text: str) -> str:
+    """``text`` that encodes as UTF-8 (a lone surrogate from a broken file would not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
