@@ -198,7 +198,37 @@ def test_an_empty_body_is_a_400(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("archive.zip", "application/zip"), (None, "application/octet-stream"), (None, None)],
+    [
+        ("config.yaml", "application/octet-stream"),
+        ("query.sql", "application/sql"),
+        ("settings.ini", None),
+        ("layout.xml", "application/xml"),
+        ("NOTES", None),
+    ],
+)
+def test_text_open_webui_reads_as_text_is_read_as_text(
+    world: World, name: str, content_type: str | None
+) -> None:
+    body = b"key: value\nother = 2 -- a line Open WebUI would read as text\n"
+    (item,) = ok(put(world, body, name, content_type))
+    assert item["page_content"].startswith("key: value")
+    assert item["metadata"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"), [(None, "application/octet-stream"), (None, None)]
+)
+def test_binary_content_without_a_format_is_a_400_saying_so(
+    world: World, name: str | None, content_type: str | None
+) -> None:
+    response = put(world, bytes(range(256)) * 8, name, content_type)
+    assert response.status_code == 400, response.text
+    assert "not a text file" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [("archive.zip", "application/zip"), ("photo.png", "image/png")],
 )
 def test_a_type_we_cannot_read_is_a_415(
     world: World, name: str | None, content_type: str | None

@@ -83,6 +83,27 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+# Content we never read as text, whatever its name: answered 415 at once.
+_BINARY_FAMILIES = ("image/", "audio/", "video/", "font/", "model/")
+_BINARY_TYPES = frozenset(
+    {
+        "application/zip",
+        "application/gzip",
+        "application/x-tar",
+        "application/x-7z-compressed",
+        "application/x-rar-compressed",
+        "application/vnd.rar",
+        "application/x-bzip2",
+        "application/x-xz",
+        "application/java-archive",
+        "application/x-msdownload",
+        "application/vnd.ms-excel",
+        "application/msword",
+        "application/vnd.ms-powerpoint",
+    }
+)
+
+
 def suffix_for_type(content_type: str | None) -> str | None:
     """The loader suffix for a Content-Type, or None where it names no format we read."""
     kind = media_type(content_type)
@@ -145,6 +166,12 @@ def target(x_filename: str | None, content_type: str | None) -> Target:
         shown = name or _UNNAMED + by_type
         return Target(name=shown, disk_name=safe_filename((name or _UNNAMED) + by_type))
     kind = media_type(content_type) or "none"
+    if not kind.startswith(_BINARY_FAMILIES) and kind not in _BINARY_TYPES:
+        # What Open WebUI itself reads as text (.yaml, .sql, .ini, .log, no suffix…)
+        # arrives as application/octet-stream or an application/* type: read it as text.
+        # The text loader looks at the bytes and refuses binary content with a reason.
+        shown = name or _UNNAMED
+        return Target(name=shown, disk_name=safe_filename(shown + ".txt"))
     what = f"file type {suffix}" if suffix else "file type (no suffix)"
     supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
     raise UnsupportedTypeError(
