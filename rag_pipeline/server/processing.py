@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _COPY_NAMESPACE = uuid.UUID("0f3c7d8e-2b6a-4c1e-9a57-6e2d4b8f1c03")
 _COPY_BATCH = 256
+# Characters of text past which an upload is indexed in a run of its own (~400 chunks).
+_LARGE = 200_000
 
 
 def _knowledge_point_id(file_id: str, point_id: str, payload: dict[str, Any]) -> str:
@@ -79,39 +81,54 @@ class FileProcessor:
         self.process_batch([file_id])
 
     def process_batch(self, file_ids: list[str]) -> None:
-        """Process files marked processing together: their chunks share embedding batches."""
+        """Process files marked processing together: their chunks share embedding batches.
+
+        Small files run first, in one run, and are finished before any large one starts:
+        a file with a great deal of text (up to the extracted-text limit: minutes of
+        embedding) must not hold back the small files claimed beside it.
+        """
         uploads = self._load_rows(file_ids)
-        items = [item for upload in uploads if (item := self._extract(upload)) is not None]
-        if items:
-            try:
-                # Inline: uploads arrive extracted, and the server's threads already run
-                # several batches at once (a process pool per batch costs more than it saves).
-                report = self.pipeline.indexer(workers=0).run(items, UPLOADS_COLLECTION)
-            except Exception as exc:  # the store or the model failed the whole batch
-                log.exception("indexing uploads %s failed", [i.key for i in items])
-                failed = {item.key: f"{type(exc).__name__}: {exc}" for item in items}
-                report = None
-            else:
-                failed = {e["path"]: e["error"] for e in report.errors}
-                self._index_file_ids()
-            for upload in uploads:
-                if upload.error is None and upload.file_id in failed:
-                    upload.error = failed[upload.file_id]
-        for upload in uploads:
-            chunks = report.chunk_counts.get(upload.file_id, 0) if items and report else 0
-            if upload.error is not None:
-                still_there = self._finish(upload.file_id, FAILED, error=upload.error)
-            else:
-                still_there = self._finish(
-                    upload.file_id,
-                    COMPLETED,
-                    content=upload.content,
-                    content_hash=upload.content_hash,
-                    chunks=chunks,
-                )
-            if not still_there:
-                # Deleted while we worked: drop whatever we wrote.
-                self.delete_file_vectors(upload.file_id)
+        extracted = [(upload, self._extract(upload)) for upload in uploads]
+        for upload, item in extracted:
+            if item is None:
+                self._record(upload, None)
+        small = [(u, i) for u, i in extracted if i is not None and len(u.content) <= _LARGE]
+        large = [(u, i) for u, i in extracted if i is not None and len(u.content) > _LARGE]
+        for group in ([small] if small else []) + [[entry] for entry in large]:
+            self._index_and_record(group)
+
+    def _index_and_record(self, group: list[tuple[_Upload, SourceItem]]) -> None:
+        items = [item for _, item in group]
+        try:
+            # Inline: uploads arrive extracted, and the server's threads already run
+            # several batches at once (a process pool per batch costs more than it saves).
+            report = self.pipeline.indexer(workers=0).run(items, UPLOADS_COLLECTION)
+        except Exception as exc:  # the store or the model failed the whole run
+            log.exception("indexing uploads %s failed", [i.key for i in items])
+            for upload, _ in group:
+                upload.error = f"{type(exc).__name__}: {exc}"
+                self._record(upload, None)
+            return
+        self._index_file_ids()
+        failed = {e["path"]: e["error"] for e in report.errors}
+        for upload, _ in group:
+            upload.error = failed.get(upload.file_id)
+            self._record(upload, report.chunk_counts.get(upload.file_id, 0))
+
+    def _record(self, upload: _Upload, chunks: int | None) -> None:
+        if upload.error is not None:
+            still_there = self._finish(upload.file_id, FAILED, error=upload.error)
+        else:
+            still_there = self._finish(
+                upload.file_id,
+                COMPLETED,
+                content=upload.content,
+                content_hash=upload.content_hash,
+                chunks=chunks or 0,
+            )
+        if not still_there:
+            # Deleted while we worked: drop whatever we wrote.
+            self.delete_file_vectors(upload.file_id)
 
     def _load_rows(self, file_ids: list[str]) -> list[_Upload]:
         with self.db.session() as session:

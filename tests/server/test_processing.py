@@ -126,3 +126,23 @@ def test_claims_take_turns_between_users(parts, tmp_path: Path) -> None:
     # The other user's one file goes in the first batch, beside the oldest of the many.
     assert late in first and len(first) == 4
     assert set(first) - {late} == set(many[:3])
+
+
+def test_a_large_file_does_not_hold_back_the_small_ones_beside_it(parts, tmp_path: Path) -> None:
+    database, pipeline = parts
+    sentence = "The archive holds letters about harbours, ships and long winters. "
+    large = _add_file(database, tmp_path, "large.txt", (sentence * 3300).encode(), PROCESSING)
+    small = _add_file(database, tmp_path, "small.txt", b"A short note on herons.\n", PROCESSING)
+    processor = FileProcessor(database, pipeline)
+    worker = threading.Thread(target=processor.process_batch, args=([large, small],))
+    worker.start()
+    seen: set[tuple[str, str]] = set()
+    while worker.is_alive():
+        with database.session() as session:
+            seen.add((session.get(FileRecord, small).status, session.get(FileRecord, large).status))
+    worker.join()
+    # At some moment the small file was done while the large one was still being indexed.
+    assert (COMPLETED, PROCESSING) in seen
+    with database.session() as session:
+        assert session.get(FileRecord, large).status == COMPLETED
+        assert session.get(FileRecord, large).chunks > 100
