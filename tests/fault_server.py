@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback import serve
 
 DIM = 8
 CHAT_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -206,15 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
 def faulty_upstream() -> Iterator[FaultyUpstream]:
     """Run a ``FaultyUpstream`` on a loopback port."""
     state = FaultyUpstream()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.stop.set()  # wake stalled handlers
-        server.shutdown()
-        server.server_close()
+    with serve(type("Handler", (_Handler,), {"state": state})) as url:
+        state.url = url
+        try:
+            yield state
+        finally:
+            state.stop.set()  # wake stalled handlers before the server shuts down

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ import uvicorn
 
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import ServerSettings, create_app
+from tests.loopback import serve
 
 OPENAI_MODELS = ["fake-echo", "gpt-4-turbo", "fake-slow"]
 OLLAMA_MODELS = [
@@ -263,17 +264,9 @@ class _Handler(BaseHTTPRequestHandler):
 def fake_upstream() -> Iterator[FakeUpstream]:
     """Run the fake upstream on a loopback port."""
     state = FakeUpstream()
-    handler = type("Handler", (_Handler,), {"upstream": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve(type("Handler", (_Handler,), {"upstream": state})) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass

@@ -58,9 +58,10 @@ class RetrievalService:
         """The best ``k`` hits over the named collections, merged."""
         with self.db.session() as session:
             scopes = [self.scope_for_name(session, user, name) for name in names]
-        groups = self._search_each(scopes, query, k or self.top_k, mode)
-        hits = sorted((h for group in groups for h in group), key=lambda h: h.score, reverse=True)
-        return hits[: k or self.top_k]
+        present = [scopes[i] for i in self._present(scopes)]
+        if not present or not query.strip():
+            return []
+        return self.pipeline.retriever(mode).search(query, present, top_k=k or self.top_k)
 
     def enrich(
         self, user: UserRow, model: str, messages: list[dict[str, Any]], refs: list[dict[str, Any]]
@@ -79,12 +80,15 @@ class RetrievalService:
         ]
         return payload.messages, [(ref, kept) for ref, kept in per_ref if kept]
 
+    def _present(self, scopes: list[SearchScope]) -> list[int]:
+        # A collection that does not exist yet (no file processed so far) has no hits.
+        store = self.pipeline.store
+        return [i for i, scope in enumerate(scopes) if store.has_collection(scope.collection)]
+
     def _search_each(
         self, scopes: list[SearchScope], query: str, k: int, mode: SearchMode | None
     ) -> list[list[Hit]]:
-        # A collection that does not exist yet (no file processed so far) has no hits.
-        store = self.pipeline.store
-        present = [i for i, scope in enumerate(scopes) if store.has_collection(scope.collection)]
+        present = self._present(scopes)
         groups: list[list[Hit]] = [[] for _ in scopes]
         if not present or not query.strip():
             return groups
