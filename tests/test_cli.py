@@ -78,6 +78,7 @@ def test_index_json_counts_added_skipped_updated_and_deleted_files(docs: Path) -
             "model": "all-MiniLM-L6-v2",
             "dimension": 384,
             "points": report["chunks"]["added"],
+            "languages": {"Latn": 1.0},
         }
     ]
 
@@ -273,7 +274,8 @@ def test_collections_lists_each_knowledge_id(notes: Path) -> None:
     text = rag("collections")
     assert text.exit_code == 0, text.output
     expected = [
-        f"{r['knowledge_id']}\t{r['points']} chunks\t{r['model']} ({r['dimension']}d)" for r in rows
+        f"{r['knowledge_id']}\t{r['points']} chunks\t{r['model']} ({r['dimension']}d)\tLatn 100%"
+        for r in rows
     ]
     assert sorted(text.stdout.splitlines()) == sorted(expected)
 
@@ -316,3 +318,25 @@ def test_collections_prints_what_the_library_lists(notes: Path, data_dir: Path) 
     assert [(i.name, i.points) for i in infos] == [
         (r["knowledge_id"], r["points"]) for r in collections()
     ]
+
+
+def test_a_mostly_korean_folder_with_an_english_only_model_is_told_once(tmp_path: Path) -> None:
+    folder = tmp_path / "ko"
+    folder.mkdir()
+    for i, text in enumerate(
+        [
+            "해달은 잠을 잘 때 손을 잡는다.",
+            "도자기 가마는 섭씨 1200도에 이른다.",
+            "텐트는 말려서 접는다.",
+        ]
+    ):
+        (folder / f"{i}.txt").write_text(text, encoding="utf-8")
+    result = rag("index", str(folder), "-k", "korean")
+    assert result.exit_code == 0, result.output
+    assert flat(result.stderr).count("note:") == 1
+    assert "RAG_EMBEDDER=" in flat(result.stderr) and "Hang 100%" in flat(result.stderr)
+    listed = rag("collections")
+    assert "korean\t3 chunks\tall-MiniLM-L6-v2 (384d)\tHang 100%" in listed.stdout
+    # Nothing new embedded: nothing to say again.
+    again = rag("index", str(folder), "-k", "korean")
+    assert again.exit_code == 0 and "note:" not in again.stderr

@@ -22,13 +22,41 @@ def _known_variables() -> set[str]:
     return names
 
 
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
 def test_every_rag_variable_in_compose_is_a_setting() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    rag = compose["services"]["rag"]
-    unknown = set(rag["environment"]) - _known_variables()
-    assert not unknown, f"docker-compose.yml sets variables no setting reads: {unknown}"
-    assert rag["environment"]["RAG_QDRANT_URL"] == "http://qdrant:6333"
-    assert "qdrant" in rag["depends_on"] and "ollama" in rag["depends_on"]
+    services = _compose()["services"]
+    replicas = [services["rag-1"], services["rag-2"]]
+    for rag in replicas:
+        unknown = set(rag["environment"]) - _known_variables()
+        assert not unknown, f"docker-compose.yml sets variables no setting reads: {unknown}"
+        assert rag["environment"]["RAG_QDRANT_URL"] == "http://qdrant:6333"
+        assert rag["environment"]["RAG_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert {"qdrant", "postgres", "ollama"} <= set(rag["depends_on"])
+        assert "rag-data:/data" in rag["volumes"]  # uploads are read by either replica
+    assert [r["environment"]["RAG_REPLICA_ID"] for r in replicas] == ["rag-1", "rag-2"]
+
+
+def test_both_replicas_are_behind_one_port_and_long_running_services_have_health_checks() -> None:
+    services = _compose()["services"]
+    proxy = services["proxy"]["command"]
+    assert "rag-1:3000" in proxy and "rag-2:3000" in proxy
+    assert services["proxy"]["ports"] == ["127.0.0.1:3000:3000"]
+    for name in ("qdrant", "postgres", "ollama", "rag-1", "rag-2"):
+        assert "test" in services[name]["healthcheck"], name
+    assert services["ollama-pull"]["restart"] == "no"
+
+
+def test_open_webui_profile_uses_rag_for_extraction_and_embeddings() -> None:
+    webui = _compose()["services"]["open-webui"]
+    assert webui["profiles"] == ["webui"]
+    env = webui["environment"]
+    assert env["CONTENT_EXTRACTION_ENGINE"] == "external"
+    assert env["EXTERNAL_DOCUMENT_LOADER_URL"] == "http://proxy:3000"
+    assert env["RAG_EMBEDDING_ENGINE"] == "openai"
+    assert env["RAG_OPENAI_API_BASE_URL"] == "http://proxy:3000/v1"
 
 
 def test_dockerfile_installs_cpu_torch_before_the_package() -> None:

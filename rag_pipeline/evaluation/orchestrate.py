@@ -13,6 +13,8 @@ from rag_pipeline.evaluation.report import results_dict, write_report
 from rag_pipeline.evaluation.runner import MODES, EvalRun, evaluate_modes, index_dataset
 from rag_pipeline.ingest import IndexReport
 from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.retrieval.fusion import HybridFusion
+from rag_pipeline.settings import Settings
 from rag_pipeline.store.base import SearchMode
 
 
@@ -75,8 +77,10 @@ def run_evaluation(
     modes: Sequence[str] | None = None,
     top_k: int = 100,
     report: str | Path | None = None,
+    fusions: Sequence[str] = (),
+    label: str = "",
 ) -> EvalResult:
-    """Measure retrieval quality per search mode, as ``rag eval`` does.
+    """Measure retrieval quality per search mode (and hybrid fusion), as ``rag eval`` does.
 
     A BEIR corpus is indexed into its own collection first (reused when nothing changed);
     a knowledge base is searched as it is. With ``report``, results.json, results.md and
@@ -107,8 +111,44 @@ def run_evaluation(
         cast(Sequence[SearchMode], modes or MODES),  # evaluate_modes checks each name
         top_k=top_k,
         knowledge_id=knowledge_id,
+        fusions=cast(Sequence[HybridFusion], fusions),  # evaluate_modes checks each name
+        label=label,
     )
     result = EvalResult(data, runs, index_info, index_report)
     if report is not None:
         result.report_paths = write_report(report, data, runs, index_info)
     return result
+
+
+def compare_embedders(
+    settings: Sequence[Settings],
+    dataset: str | Path | None = None,
+    *,
+    report: str | Path | None = None,
+    **options: Any,
+) -> EvalResult:
+    """Run ``run_evaluation`` once per embedder setting and merge them into one result.
+
+    Each embedder indexes its own collection, with its pipeline open only for its own
+    run (an embedded store opens one data folder once); rows are prefixed with the
+    embedder's name when more than one is compared, so one table and one plot show all.
+    """
+    if not settings:
+        raise ConfigError("give at least one embedder to evaluate")
+    names = [s.embedder for s in settings]
+    results = []
+    for one in settings:
+        with Pipeline(one) as pipeline:
+            label = one.embedder if len(settings) > 1 else ""
+            results.append(run_evaluation(pipeline, dataset, label=label, **options))
+    first = results[0]
+    indexes = {name: r.index for name, r in zip(names, results, strict=True) if r.index}
+    merged = EvalResult(
+        first.dataset,
+        [run for result in results for run in result.runs],
+        first.index if len(results) == 1 else (indexes or None),
+        first.index_report,
+    )
+    if report is not None:
+        merged.report_paths = write_report(report, merged.dataset, merged.runs, merged.index)
+    return merged

@@ -26,7 +26,7 @@ def results_dict(
 def markdown_table(runs: Sequence[EvalRun]) -> str:
     """Return one row per run with every metric, the best value of each in bold."""
     best = {m: max(r.metrics[m] for r in runs) for m in METRICS}
-    header = "| mode | " + " | ".join(METRICS) + " | query p50 ms |"
+    header = "| run | " + " | ".join(METRICS) + " | query p50 ms |"
     lines = [header, "|" + "---|" * (len(METRICS) + 2)]
     for run in runs:
         cells = []
@@ -35,7 +35,7 @@ def markdown_table(runs: Sequence[EvalRun]) -> str:
             cells.append(
                 f"**{value}**" if len(runs) > 1 and run.metrics[metric] == best[metric] else value
             )
-        lines.append(f"| {run.mode} | " + " | ".join(cells) + f" | {run.latency_ms_p50:.1f} |")
+        lines.append(f"| {run.name} | " + " | ".join(cells) + f" | {run.latency_ms_p50:.1f} |")
     return "\n".join(lines)
 
 
@@ -45,7 +45,7 @@ def print_table(dataset: Dataset, runs: Sequence[EvalRun]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{dataset.name} ({dataset.split}, {runs[0].queries} queries)")
-    table.add_column("mode")
+    table.add_column("run", no_wrap=True)
     for metric in METRICS:
         table.add_column(metric, justify="right")
     table.add_column("p50 ms", justify="right")
@@ -57,7 +57,7 @@ def print_table(dataset: Dataset, runs: Sequence[EvalRun]) -> None:
             else f"{run.metrics[m]:.4f}"
             for m in METRICS
         ]
-        table.add_row(run.mode, *cells, f"{run.latency_ms_p50:.1f}")
+        table.add_row(run.name, *cells, f"{run.latency_ms_p50:.1f}")
     Console().print(table)
 
 
@@ -75,13 +75,15 @@ def write_report(
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path = out / "results.md"
     settings = runs[0].settings
-    fusion = next((r.settings["fusion"] for r in runs if "fusion" in r.settings), None)
+    models = ", ".join(f"`{m}`" for m in dict.fromkeys(r.settings.get("model") for r in runs))
+    fusions = dict.fromkeys(r.settings["fusion"] for r in runs if "fusion" in r.settings)
+    fusion = "/".join(f.upper() for f in fusions)
     md_path.write_text(
         f"# Retrieval evaluation: {dataset.name} ({dataset.split})\n\n"
         f"{runs[0].queries} queries, {len(dataset.corpus) or 'knowledge base'} documents; "
-        f"model `{settings.get('model')}`, chunks {settings.get('chunk_size')}/"
+        f"model {models}, chunks {settings.get('chunk_size')}/"
         f"{settings.get('chunk_overlap')} tokens"
-        + (f"; hybrid fusion {fusion.upper()}" if fusion else "")
+        + (f"; hybrid fusion {fusion}" if fusion else "")
         + ".\n\n"
         + _index_line(index)
         + markdown_table(runs)
@@ -96,6 +98,8 @@ def write_report(
 def _index_line(index: dict[str, Any] | None) -> str:
     if not index:
         return ""
+    if "chunks_added" not in index:  # several embedders: one line each
+        return "".join(f"{name}: " + _index_line(info) for name, info in index.items() if info)
     if index["chunks_added"] == 0:
         return f"Index reused: {index['chunks']} chunks already stored.\n\n"
     return (
@@ -115,7 +119,7 @@ def plot_recall(runs: Sequence[EvalRun], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for run in runs:
         ks = sorted(run.recall_curve)
-        label = f"{run.mode} (nDCG@10 {run.metrics['ndcg@10']:.3f})"
+        label = f"{run.name} (nDCG@10 {run.metrics['ndcg@10']:.3f})"
         ax.plot(ks, [run.recall_curve[k] for k in ks], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_xticks(sorted(runs[0].recall_curve))

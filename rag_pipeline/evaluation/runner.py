@@ -14,6 +14,7 @@ from rag_pipeline.evaluation.dataset import Dataset
 from rag_pipeline.evaluation.metrics import evaluate, recall_curve
 from rag_pipeline.ingest import IndexReport
 from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.retrieval.fusion import FUSIONS, HybridFusion
 from rag_pipeline.store.base import SearchMode
 from rag_pipeline.types import Document, Hit
 
@@ -32,11 +33,20 @@ class EvalRun:
     queries: int
     latency_ms_p50: float
     run: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+    # What tells this run from the others of one comparison ("hybrid adaptive", "usem3
+    # dense"); the mode alone when nothing else varies.
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The run's row name in tables and plots."""
+        return self.label or self.mode
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape printed by ``rag eval --json``."""
         return {
             "mode": self.mode,
+            "label": self.name,
             "settings": self.settings,
             "metrics": {k: round(v, 4) for k, v in self.metrics.items()},
             "recall_curve": {str(k): round(v, 4) for k, v in self.recall_curve.items()},
@@ -105,9 +115,14 @@ def run_mode(
     dataset: Dataset,
     mode: SearchMode,
     top_k: int = 100,
+    *,
+    fusion: HybridFusion | None = None,
+    label: str = "",
 ) -> EvalRun:
-    """Run every query in one mode and score the ranking."""
+    """Run every query in one mode (hybrid: with ``fusion``, else the setting) and score it."""
     retriever = pipeline.retriever(mode)
+    if fusion is not None:
+        retriever.fusion = fusion
     # Ranking metrics judge the whole ranking; a relevance cut would only hide its tail.
     retriever.min_similarity = None
     chunk_level = any("#" in d for judged in dataset.qrels.values() for d in judged)
@@ -129,7 +144,7 @@ def run_mode(
         settings={
             **index_settings(pipeline),
             "top_k": top_k,
-            **({"fusion": pipeline.settings.fusion} if mode == "hybrid" else {}),
+            **({"fusion": retriever.fusion} if mode == "hybrid" else {}),
         },
         metrics=evaluate(dataset.qrels, run),
         recall_curve=recall_curve(dataset.qrels, run),
@@ -137,6 +152,7 @@ def run_mode(
         queries=len(dataset.queries),
         latency_ms_p50=latencies[len(latencies) // 2] if latencies else 0.0,
         run=run,
+        label=label,
     )
 
 
@@ -147,15 +163,41 @@ def evaluate_modes(
     *,
     top_k: int = 100,
     knowledge_id: str | None = None,
+    fusions: Sequence[HybridFusion] = (),
+    label: str = "",
 ) -> list[EvalRun]:
-    """Evaluate each mode on a BEIR dataset (indexed on demand) or on a knowledge base."""
+    """Evaluate each mode on a BEIR dataset (indexed on demand) or on a knowledge base.
+
+    Hybrid runs once per fusion in ``fusions`` (once with the setting when empty); rows are
+    labelled ``label`` + mode (+ fusion when several are compared).
+    """
     for mode in modes:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
+    for fusion in fusions:
+        if fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {fusion!r}: use {', '.join(FUSIONS)}")
     if knowledge_id is not None:
         if not pipeline.store.has_collection(knowledge_id):
             raise StoreError(f"knowledge {knowledge_id!r} does not exist")
         collection = knowledge_id
     else:
         collection = eval_collection(dataset, pipeline)
-    return [run_mode(pipeline, [collection], dataset, mode, top_k) for mode in modes]
+    runs = []
+    for mode in modes:
+        for fusion in (fusions or [None]) if mode == "hybrid" else [None]:
+            name = " ".join(
+                part for part in (label, mode, fusion if len(fusions) > 1 else "") if part
+            )
+            runs.append(
+                run_mode(
+                    pipeline,
+                    [collection],
+                    dataset,
+                    mode,
+                    top_k,
+                    fusion=fusion,
+                    label=name if name != mode else "",
+                )
+            )
+    return runs

@@ -9,7 +9,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -98,6 +98,14 @@ class _Run:
                 getattr(self.report, status).append(source)
             self.notify(source, status)
 
+    def written(self, source: str, status: str, chunks: int, deleted: int) -> None:
+        """Note a source whose ``chunks`` were stored and ``deleted`` stale ones removed."""
+        with self.lock:
+            self.report.chunks_added += chunks
+            self.report.chunks_deleted += deleted
+            self.report.chunk_counts[source] = chunks
+        self.record(source, status)
+
 
 class _Writer:
     """The write stage: a thread that upserts embedded batches while the next is embedded."""
@@ -135,37 +143,76 @@ class _Writer:
 
     def _write(self, batch: list[Prepared], vectors: np.ndarray) -> None:
         run = self.run
-        points: list[StoredPoint] = []
-        for prepared in batch:
-            for chunk, sparse in zip(
-                prepared.chunks, prepared.sparse or itertools.repeat(None), strict=False
-            ):
-                payload = {**chunk.metadata, **run.extra, **(prepared.payload or {})}
-                if prepared.name != prepared.source:
-                    payload["key"] = prepared.source
-                payload.update(
-                    text=chunk.text,
-                    source=prepared.name,
-                    chunk_index=chunk.index,
-                    file_hash=prepared.fingerprint,
-                    file_chunks=len(prepared.chunks),
-                    root=run.root_key,
-                )
-                points.append(StoredPoint(chunk.id, vectors[len(points)], payload, sparse))
-        # One upsert for the whole batch, then each source's stale chunks: new chunks are
-        # written before old ones go, so a crash in between leaves both (found and redone
-        # next run), never neither.
-        self.store.upsert(run.knowledge_id, points)
-        for prepared in batch:
-            new_ids = {c.id for c in prepared.chunks}
-            old_ids = run.existing.get(prepared.source, {}).get("ids", [])
-            stale = [i for i in old_ids if i not in new_ids]
-            self.store.delete_points(run.knowledge_id, stale)
-            with run.lock:
-                run.report.chunks_added += len(prepared.chunks)
-                run.report.chunks_deleted += len(stale)
-                run.report.chunk_counts[prepared.source] = len(prepared.chunks)
-            run.record(prepared.source, prepared.status)
+        old_ids = {p.source: run.existing.get(p.source, {}).get("ids", []) for p in batch}
+        deleted = write_prepared(
+            self.store,
+            run.knowledge_id,
+            batch,
+            vectors,
+            old_ids=old_ids,
+            extra=run.extra,
+            root_key=run.root_key,
+        )
+        for prepared, stale in zip(batch, deleted, strict=True):
+            run.written(prepared.source, prepared.status, len(prepared.chunks), stale)
+
+
+def write_prepared(
+    store: VectorStore,
+    knowledge_id: str,
+    batch: list[Prepared],
+    vectors: np.ndarray,
+    *,
+    old_ids: Mapping[str, Sequence[str]],
+    extra: Mapping[str, Any],
+    root_key: str,
+) -> list[int]:
+    """Store embedded sources and remove their stale chunks; return how many went per source.
+
+    ``old_ids`` are the point ids each source had before this run.
+    """
+    points: list[StoredPoint] = []
+    for prepared in batch:
+        for chunk, sparse in zip(
+            prepared.chunks, prepared.sparse or itertools.repeat(None), strict=False
+        ):
+            payload = {**chunk.metadata, **extra, **(prepared.payload or {})}
+            if prepared.name != prepared.source:
+                payload["key"] = prepared.source
+            payload.update(
+                text=chunk.text,
+                source=prepared.name,
+                chunk_index=chunk.index,
+                file_hash=prepared.fingerprint,
+                file_chunks=len(prepared.chunks),
+                root=root_key,
+            )
+            points.append(StoredPoint(chunk.id, vectors[len(points)], payload, sparse))
+    # One upsert for the whole batch, then each source's stale chunks: new chunks are
+    # written before old ones go, so a crash in between leaves both (found and redone
+    # next run), never neither.
+    store.upsert(knowledge_id, points)
+    deleted: list[int] = []
+    for prepared in batch:
+        new_ids = {c.id for c in prepared.chunks}
+        stale = [i for i in old_ids.get(prepared.source, ()) if i not in new_ids]
+        store.delete_points(knowledge_id, stale)
+        deleted.append(len(stale))
+    return deleted
+
+
+def embed_prepared(
+    embedder: Embedder, batch: list[Prepared], dimension: int, knowledge_id: str
+) -> np.ndarray:
+    """Embed the texts of prepared sources, in order; refuse vectors of another dimension."""
+    vectors = embedder.embed_documents([t for p in batch for t in p.texts])
+    if vectors.shape[1] != dimension:
+        raise ModelMismatchError(
+            f"{embedder.model_name!r} returned {vectors.shape[1]}-dimensional "
+            f"vectors but collection {knowledge_id!r} holds {dimension}: "
+            "index into a new knowledge id"
+        )
+    return vectors
 
 
 class Indexer:
@@ -260,18 +307,7 @@ class Indexer:
         )
         writer = _Writer(self.store, run)
         try:
-            pending: list[Prepared] = []
-            pending_chunks = 0
-            for result in self._prepare(self._plan(items, run)):
-                if isinstance(result, Failed):
-                    run.record(result.source, "failed", result.reason)
-                    continue
-                pending.append(result)
-                pending_chunks += len(result.chunks)
-                if pending_chunks >= self.embed_group:
-                    self._embed(pending, run, writer)
-                    pending, pending_chunks = [], 0
-            self._embed(pending, run, writer)
+            self._process(self._plan(items, run), run, writer)
         except KeyboardInterrupt:
             # Stop cleanly: batches already handed to the writer are finished (a source's
             # chunks are written whole), nothing else starts, and the report says so.
@@ -284,6 +320,21 @@ class Indexer:
         report.sort()
         report.seconds = time.perf_counter() - started
         return report
+
+    def _process(self, planned: Iterator[_Task], run: _Run, writer: _Writer) -> None:
+        """Prepare, embed and hand to the writer the sources the plan yields."""
+        pending: list[Prepared] = []
+        pending_chunks = 0
+        for result in self._prepare(planned):
+            if isinstance(result, Failed):
+                run.record(result.source, "failed", result.reason)
+                continue
+            pending.append(result)
+            pending_chunks += len(result.chunks)
+            if pending_chunks >= self.embed_group:
+                self._embed(pending, run, writer)
+                pending, pending_chunks = [], 0
+        self._embed(pending, run, writer)
 
     def _open(
         self, knowledge_id: str, only: list[SourceItem] | None
@@ -431,15 +482,8 @@ class Indexer:
     def _embed(self, batch: list[Prepared], run: _Run, writer: _Writer) -> None:
         if not batch:
             return
-        texts = [t for p in batch for t in p.texts]
         try:
-            vectors = self.embedder.embed_documents(texts)
-            if vectors.shape[1] != run.dimension:
-                raise ModelMismatchError(
-                    f"{self.embedder.model_name!r} returned {vectors.shape[1]}-dimensional "
-                    f"vectors but collection {run.knowledge_id!r} holds {run.dimension}: "
-                    "index into a new knowledge id"
-                )
+            vectors = embed_prepared(self.embedder, batch, run.dimension, run.knowledge_id)
         except ModelMismatchError:
             raise
         except RagError as exc:

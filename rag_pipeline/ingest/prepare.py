@@ -10,6 +10,7 @@ from typing import Any
 from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
+from rag_pipeline.languages import script_of
 from rag_pipeline.loaders import LoadLimits, load_file
 from rag_pipeline.store.base import SparseVector
 from rag_pipeline.types import Chunk
@@ -74,6 +75,10 @@ class Preparer:
             chunks = self.chunker.split(documents, item.identity)
             if not chunks:
                 raise LoaderError(item.source, "no text to index after chunking")
+            for chunk in chunks:
+                # Stored with the chunk: a collection's language mix tells retrieval
+                # which half of a hybrid search can read a query (rag_pipeline/languages.py).
+                chunk.metadata["script"] = script_of(chunk.text)
             texts = [embedding_text(c) for c in chunks]
             sparse = None
             if self.sparse_encoder is not None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, NotFoundError
-from rag_pipeline.store.base import (
-    Fusion,
-    SearchMode,
-    VectorStore,
-    check_model,
-)
+from rag_pipeline.languages import model_leads, model_scripts, script_mix, script_of
+from rag_pipeline.retrieval.fusion import FUSIONS, HalfWeights, HybridFusion, fusion_weights
+from rag_pipeline.store.base import SearchMode, VectorStore, check_model
 from rag_pipeline.types import Hit, SearchScope
+
+# A collection's language mix is re-counted at most this often: it changes slowly, and
+# counting costs a facet request per query otherwise.
+_MIX_TTL_SECONDS = 60.0
 
 
 class Retriever:
@@ -26,12 +29,14 @@ class Retriever:
         *,
         sparse_encoder: SparseEncoder | None = None,
         mode: SearchMode = "dense",
-        fusion: Fusion = "dbsf",
+        fusion: HybridFusion = "adaptive",
         candidates: int = 100,
         min_similarity: float | None = None,
     ) -> None:
         if mode not in ("dense", "sparse", "hybrid"):
             raise ConfigError(f"unknown search mode {mode!r}: use dense, sparse or hybrid")
+        if fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {fusion!r}: use {', '.join(FUSIONS)}")
         self.store = store
         self.embedder = embedder
         self.mode = mode
@@ -41,6 +46,29 @@ class Retriever:
         # only the similarity can tell an off-topic query (benchmarks/threshold_topk.py).
         self.min_similarity = min_similarity or None
         self.sparse_encoder = sparse_encoder
+        self._mixes: dict[str, tuple[float, dict[str, float]]] = {}
+        self._mixes_lock = threading.Lock()
+
+    def language_mix(self, collection: str) -> dict[str, float]:
+        """Return each script's share of a collection's chunks (cached for a minute)."""
+        now = time.monotonic()
+        cached = self._mixes.get(collection)
+        if cached is not None and now - cached[0] < _MIX_TTL_SECONDS:
+            return cached[1]
+        mix = script_mix(self.store.value_counts(collection, "script"))
+        with self._mixes_lock:
+            self._mixes[collection] = (now, mix)
+        return mix
+
+    def halves(self, query: str, collection: str) -> HalfWeights:
+        """Which halves of a hybrid search take part for ``query`` in ``collection``."""
+        model = self.embedder.model_name
+        return fusion_weights(
+            script_of(query),
+            model_scripts(model),
+            self.language_mix(collection),
+            dense_leads=model_leads(model),
+        )
 
     def search(
         self,
@@ -79,23 +107,35 @@ class Retriever:
             if described is None:
                 raise NotFoundError(f"knowledge {name!r} does not exist (index something into it)")
             check_model(name, described, self.embedder.model_name, self.embedder.dimension)
-        dense = self.embedder.embed_query(query) if mode != "sparse" else None
+        # Per scope, the mode each search runs in: adaptive fusion leaves out a half that
+        # cannot read the query (a Korean question to an English-only model is answered
+        # by its sparse half alone), and then the query is not even embedded.
+        modes: list[SearchMode] = [mode] * len(scopes)
+        weights = [(1, 1)] * len(scopes)
+        if mode == "hybrid" and self.fusion == "adaptive":
+            halves = [self.halves(query, scope.collection) for scope in scopes]
+            modes = [_mode_of(h) for h in halves]
+            weights = [(max(h.dense, 1), max(h.sparse, 1)) for h in halves]
+        dense = None
+        if any(m != "sparse" for m in modes):
+            dense = self.embedder.embed_query(query)
         sparse = None
-        if mode != "dense":
+        if any(m != "dense" for m in modes):
             if self.sparse_encoder is None:
                 raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
             sparse = self.sparse_encoder.embed_query(query)
         groups: list[list[Hit]] = []
-        for scope in scopes:
+        for scope, scope_mode, scope_weights in zip(scopes, modes, weights, strict=True):
             hits = self.store.search(
                 scope.collection,
                 dense=dense,
                 sparse=sparse,
                 limit=top_k,
-                mode=mode,
+                mode=scope_mode,
                 where=scope.where,
                 candidates=max(self.candidates, top_k),
-                fusion=self.fusion,
+                fusion="rrf" if self.fusion == "rrf" else "dbsf",
+                weights=scope_weights,
             )
             for hit in hits:
                 hit.metadata.setdefault("knowledge_id", scope.collection)
@@ -106,3 +146,11 @@ class Retriever:
                 ]
             groups.append(hits)
         return groups
+
+
+def _mode_of(halves: HalfWeights) -> SearchMode:
+    if not halves.dense:
+        return "sparse"
+    if not halves.sparse:
+        return "dense"
+    return "hybrid"

@@ -34,7 +34,7 @@ from rag_pipeline.pipeline import Pipeline, make_embedder
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.guard import RequestGuard
-from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
+from rag_pipeline.server.processing import FileProcessor, Leases, ProcessingWorker
 from rag_pipeline.server.routes import (
     auths,
     chat,
@@ -129,14 +129,26 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state.pipeline = pipeline or Pipeline(
             settings, embedder=BatchingEmbedder(make_embedder(settings))
         )
-        state.db = Database(settings.resolved_database_url())
+        try:
+            state.db = Database(settings.resolved_database_url())
+        except ConfigError as exc:  # e.g. a database a newer rag-pipeline upgraded
+            log.error("cannot start: %s", exc)
+            if owns_pipeline:
+                state.pipeline.close()
+            raise
         state.tokens = TokenIssuer(settings.resolved_jwt_secret(), settings.jwt_expires_seconds)
         timeout = httpx.Timeout(
             settings.upstream_timeout, connect=settings.upstream_connect_timeout
         )
         state.http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         state.upstreams = Upstreams(settings, state.http)
-        state.processor = FileProcessor(state.db, state.pipeline)
+        leases = Leases(
+            state.db,
+            settings.replica_id,
+            settings.processing_lease_seconds,
+            settings.processing_max_attempts,
+        )
+        state.processor = FileProcessor(state.db, state.pipeline, leases)
         state.worker = ProcessingWorker(
             state.db, state.processor, settings.processing_workers, settings.processing_batch
         )

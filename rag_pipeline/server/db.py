@@ -5,25 +5,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    create_engine,
-    event,
-    inspect,
-    select,
-    text,
-)
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 # File processing states, in the order a file goes through them.
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
@@ -101,6 +91,28 @@ class FileRecord(Base):
     queued_at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
     created_at: Mapped[int] = mapped_column(Integer, default=now)
     updated_at: Mapped[int] = mapped_column(Integer, default=now, onupdate=now)
+    # While processing: which replica holds the file and until when (database clock, see
+    # db_clock); the holder renews the lease, and another replica takes an expired one.
+    lease_holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Claims so far; a file whose lease expired this often is failed, not claimed again.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class FileAttempt(Base):
+    """One claim of a file by a replica: when it began and how it ended."""
+
+    __tablename__ = "file_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    replica: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # completed, failed, expired (taken over after its lease ran out: the replica died or
+    # stalled; its late result is refused), released (its server stopped); None while open.
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Knowledge(Base):
@@ -139,40 +151,26 @@ class Database:
     """An engine and a session factory over the server's metadata tables."""
 
     def __init__(self, url: str) -> None:
+        """Connect, and migrate the schema to this version's head (ConfigError if newer)."""
+        from rag_pipeline.server import migrations
+
         options: dict[str, Any] = {}
         if url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine: Engine = create_engine(url, **options)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        self._add_missing_columns()
+        try:
+            migrations.upgrade(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._claim_first_user_of_older_database()
 
-    def _add_missing_columns(self) -> None:
-        # create_all makes missing tables, not missing columns. Until migrations exist
-        # (the scale-out issue brings Alembic), columns added since are added here.
-        present = {c["name"] for c in inspect(self.engine).get_columns("knowledge_files")}
-        if "path" not in present:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    text(
-                        "ALTER TABLE knowledge_files "
-                        "ADD COLUMN path VARCHAR(1024) NOT NULL DEFAULT ''"
-                    )
-                )
-
-    def _claim_first_user_of_older_database(self) -> None:
-        # A database made before claims existed already has its first user.
-        with self.session() as session:
-            if session.get(Claim, FIRST_USER) is not None:
-                return
-            first = session.scalar(select(User.id).order_by(User.created_at).limit(1))
-            if first is None:
-                return
-        with suppress(IntegrityError), self.session() as session:
-            session.add(Claim(name=FIRST_USER, user_id=first))
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: sqlite, postgresql, …"""
+        return self.engine.dialect.name
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -183,6 +181,27 @@ class Database:
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
+
+
+class db_clock(FunctionElement[float]):
+    """The database server's clock in seconds since the epoch, as SQL.
+
+    Leases are stamped and compared with one clock, the database's, so replicas on hosts
+    whose clocks differ still agree on when a lease ran out.
+    """
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_clock, "postgresql")
+def _db_clock_postgresql(_element: db_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_clock)
+def _db_clock_sqlite(_element: db_clock, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

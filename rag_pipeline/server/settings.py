@@ -54,9 +54,32 @@ class ServerSettings(Settings):
         description="pending files a processing thread takes at once; their chunks are "
         "embedded together",
     )
+    processing_lease_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        description="how long a replica holds a file it processes without renewing it (it "
+        "renews every third of this); a dead replica's files are taken over after it",
+    )
+    processing_max_attempts: int = Field(
+        3,
+        ge=1,
+        description="claims of one file whose lease ran out before it is failed, so a file "
+        "that kills its server is not retried forever",
+    )
+    replica_id: str | None = Field(
+        None,
+        max_length=128,
+        description="this server's name in file leases, unique among replicas; unset = "
+        "host:pid:random. A stable one takes back its own files at once after a crash",
+    )
 
     @field_validator(
-        "database_url", "ollama_base_url", "openai_api_base_url", "openai_api_key", "jwt_secret"
+        "database_url",
+        "ollama_base_url",
+        "openai_api_base_url",
+        "openai_api_key",
+        "jwt_secret",
+        "replica_id",
     )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:

@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from rag_pipeline.store.base import (
+    CollectionConfig,
     CollectionInfo,
     SearchMode,
     SparseVector,
@@ -13,6 +14,7 @@ from rag_pipeline.store.base import (
     VectorStore,
     validate_collection_name,
 )
+from rag_pipeline.store.tenants import TenantStore
 
 if TYPE_CHECKING:
     from rag_pipeline.store.edge import EdgeStore
@@ -30,12 +32,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CollectionConfig",
     "CollectionInfo",
     "EdgeStore",
     "QdrantStore",
     "SearchMode",
     "SparseVector",
     "StoredPoint",
+    "TenantStore",
     "VectorStore",
     "validate_collection_name",
 ]

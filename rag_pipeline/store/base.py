@@ -22,6 +22,16 @@ Where = Mapping[str, str | Sequence[str]]
 RRF_K = 60
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+# Payload fields our code filters or counts by (indexer state lookups, server uploads and
+# deletes, a collection's language mix): indexed when a collection is created, so neither
+# scans a large collection.
+FILTERED_FIELDS = ("key", "source", "file_id", "script")
+# More distinct values than any field we count by has (scripts: about a dozen).
+COUNT_LIMIT = 1000
+# Qdrant's default HNSW values, used where only one of m / ef_construct is set.
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 100
+HNSW_FULL_SCAN_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,41 @@ class StoredPoint:
     vector: np.ndarray
     payload: dict[str, Any]
     sparse: SparseVector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionConfig:
+    """How new collections are laid out: shards, replicas, storage, quantization, HNSW.
+
+    ``None`` leaves a value to the engine's default. Sharding, replication and write
+    consistency only mean something on a Qdrant server or cluster.
+    """
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk: bool = False
+    quantization: Literal["none", "int8"] = "none"
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("shard_number", "replication_factor", "write_consistency_factor"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+        if self.quantization not in ("none", "int8"):
+            raise ConfigError(f"quantization must be 'none' or 'int8', got {self.quantization!r}")
+        # m = 0 is Qdrant's way to build no global graph (tenant-only HNSW), so it is allowed.
+        if self.hnsw_m is not None and self.hnsw_m < 0:
+            raise ConfigError(f"hnsw_m must be >= 0, got {self.hnsw_m}")
+        if self.hnsw_ef_construct is not None and self.hnsw_ef_construct < 4:
+            raise ConfigError(f"hnsw_ef_construct must be >= 4, got {self.hnsw_ef_construct}")
+
+    @property
+    def custom_hnsw(self) -> bool:
+        """Whether HNSW parameters differ from the engine's defaults."""
+        return self.hnsw_m is not None or self.hnsw_ef_construct is not None
 
 
 def validate_collection_name(name: str) -> str:
@@ -110,8 +155,12 @@ class VectorStore(Protocol):
         """Delete points by id."""
         ...
 
-    def delete_where(self, name: str, key: str, value: str) -> None:
-        """Delete every point whose payload ``key`` equals ``value``."""
+    def delete_where(self, name: str, key: str, value: str, *, where: Where | None = None) -> None:
+        """Delete every point whose payload ``key`` equals ``value`` (and ``where`` holds)."""
+        ...
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        """Return those of ``ids`` the collection holds."""
         ...
 
     def scroll_payloads(
@@ -125,8 +174,12 @@ class VectorStore(Protocol):
         """Yield (id, payload, vectors-or-None) for every point (that ``where`` matches)."""
         ...
 
-    def ensure_payload_index(self, name: str, key: str) -> None:
-        """Index a keyword payload field, so filters on it do not scan the collection."""
+    def ensure_payload_index(self, name: str, key: str, *, is_tenant: bool = False) -> None:
+        """Index a keyword payload field, so filters on it do not scan the collection.
+
+        ``is_tenant``: the field splits the collection into tenants (Qdrant then stores
+        each tenant's points together and builds per-tenant HNSW graphs).
+        """
         ...
 
     def search(
@@ -140,16 +193,32 @@ class VectorStore(Protocol):
         where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        weights: tuple[int, int] = (1, 1),
     ) -> list[Hit]:
         """Return the best points for a query, fused in the engine for ``hybrid``.
+
+        ``weights`` (dense, sparse) count each half's candidate list that many times in the
+        fusion: DBSF and RRF sum over lists, so (2, 1) makes the dense half count double.
 
         ``Hit.similarity`` (dense cosine) is filled wherever a dense query is given, in the
         same round trip.
         """
         ...
 
-    def count(self, name: str) -> int:
-        """Return the number of points in a collection."""
+    def value_counts(self, name: str, key: str, *, where: Where | None = None) -> dict[str, int]:
+        """Count the points per value of a keyword payload field (that ``where`` matches)."""
+        ...
+
+    def count(self, name: str, *, where: Where | None = None) -> int:
+        """Return the number of points in a collection (that ``where`` matches)."""
+        ...
+
+    def switch_alias(self, alias: str, target: str) -> None:
+        """Make ``alias`` name the collection ``target`` for every reader at once.
+
+        What ``alias`` named before is dropped afterwards, and ``target`` is no longer
+        listed under its own name. Used to swap in a rebuilt collection (``rag reindex``).
+        """
         ...
 
     def flush(self, name: str) -> None:
@@ -159,6 +228,12 @@ class VectorStore(Protocol):
     def close(self) -> None:
         """Release files and connections."""
         ...
+
+
+def check_weights(weights: tuple[int, int]) -> None:
+    """Refuse weights a hybrid query cannot express (whole numbers from 1 to 3)."""
+    if any(not (isinstance(w, int) and 1 <= w <= 3) for w in weights):
+        raise ConfigError(f"hybrid weights must be whole numbers from 1 to 3, got {weights}")
 
 
 def hit_from_payload(

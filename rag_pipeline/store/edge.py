@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -16,9 +17,15 @@ import numpy as np
 
 from rag_pipeline.errors import StoreError
 from rag_pipeline.store.base import (
+    COUNT_LIMIT,
     DENSE,
+    FILTERED_FIELDS,
+    HNSW_EF_CONSTRUCT,
+    HNSW_FULL_SCAN_THRESHOLD,
+    HNSW_M,
     RRF_K,
     SPARSE,
+    CollectionConfig,
     CollectionInfo,
     Fusion,
     SearchMode,
@@ -26,6 +33,7 @@ from rag_pipeline.store.base import (
     StoredPoint,
     Where,
     check_model,
+    check_weights,
     cosines,
     hit_from_payload,
     validate_collection_name,
@@ -34,6 +42,10 @@ from rag_pipeline.types import Hit
 
 _META = "collection.json"
 _SHARD = "shard"
+# qdrant-edge has no aliases: ours live in this file of the store's folder (alias ->
+# collection folder), replaced atomically, so `rag reindex` can swap a rebuilt collection
+# in with one rename and readers of another process see the old one or the new one.
+_ALIASES = "aliases.json"
 _SCROLL_PAGE = 1024
 # Each open shard runs 8 engine threads and holds its WAL lock; a server with one
 # collection per uploaded file would otherwise keep thousands open (300 open shards
@@ -48,7 +60,15 @@ FLUSH_INTERVAL_S = 5.0
 class EdgeStore:
     """Collections as qdrant-edge shards under one folder."""
 
-    def __init__(self, path: str | Path, *, max_open: int = MAX_OPEN_COLLECTIONS) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_open: int = MAX_OPEN_COLLECTIONS,
+        config: CollectionConfig | None = None,
+    ) -> None:
+        """``config``: on-disk storage, quantization and HNSW of the collections it creates
+        (sharding and replication have no meaning in one process and are ignored)."""
         import qdrant_edge
 
         if max_open < 1:
@@ -61,9 +81,30 @@ class EdgeStore:
         self._max_open = max_open
         self._lock = threading.RLock()
         self._last_flush: dict[str, float] = {}
+        self._config = config or CollectionConfig()
+        self._alias_cache: tuple[tuple[int, int], dict[str, str]] = ((-1, -1), {})
+
+    def _alias_map(self) -> dict[str, str]:
+        """Alias -> collection folder, re-read when another process replaced the file."""
+        path = self._root / _ALIASES
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return {}
+        # Each write is a new file (os.replace), so the inode tells a change apart even
+        # within the file system's mtime granularity.
+        stamp = (stat.st_ino, stat.st_mtime_ns)
+        if stamp != self._alias_cache[0]:
+            self._alias_cache = (stamp, json.loads(path.read_text(encoding="utf-8")))
+        return self._alias_cache[1]
+
+    def _resolve(self, name: str) -> str:
+        """The collection folder a name means: every access goes through here."""
+        validate_collection_name(name)
+        return self._alias_map().get(name, name)
 
     def _dir(self, name: str) -> Path:
-        return self._root / validate_collection_name(name)
+        return self._root / self._resolve(name)
 
     def _read_meta(self, name: str) -> dict[str, Any] | None:
         meta = self._dir(name) / _META
@@ -74,13 +115,15 @@ class EdgeStore:
     @contextmanager
     def _use(self, name: str) -> Iterator[Any]:
         """Open (or reuse) a collection's shard; it is not closed while in use."""
+        # Shards are kept by folder, so an alias switched to another folder opens that one.
+        name = self._resolve(name)
         with self._lock:
             shard = self._shards.get(name)
             if shard is None:
-                if self._read_meta(name) is None:
+                if not (self._root / name / _META).exists():
                     raise StoreError(f"collection {name!r} does not exist")
                 try:
-                    shard = self._qe.EdgeShard.load(str(self._dir(name) / _SHARD))
+                    shard = self._qe.EdgeShard.load(str(self._root / name / _SHARD))
                 except Exception as exc:  # the engine raises plain RuntimeErrors
                     hint = " (is another process using this data dir?)" if "WAL" in str(exc) else ""
                     raise StoreError(f"cannot open collection {name!r}: {exc}{hint}") from exc
@@ -144,38 +187,109 @@ class EdgeStore:
             if described is not None:
                 check_model(name, described, model, dimension)
                 return
-            qe = self._qe
             folder = self._dir(name)
             if folder.exists():
                 # A folder without metadata is the leftover of a crash during create.
                 shutil.rmtree(folder)
             folder.mkdir(parents=True)
-            config = qe.EdgeConfig(
-                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
-                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            )
-            self._shards[name] = qe.EdgeShard.create(str(folder / _SHARD), config)
+            shard = self._qe.EdgeShard.create(str(folder / _SHARD), self._edge_config(dimension))
+            # Indexes made before data arrives are built as points come, not rebuilt later.
+            for key in FILTERED_FIELDS:
+                shard.update(
+                    self._qe.UpdateOperation.create_field_index(
+                        key, self._qe.PayloadSchemaType.Keyword
+                    )
+                )
+            self._shards[folder.name] = shard
             # Metadata is written last: its presence marks a complete collection.
             (folder / _META).write_text(
                 json.dumps({"model": model, "dimension": dimension}), encoding="utf-8"
             )
             self._evict()
 
+    def _edge_config(self, dimension: int) -> Any:
+        qe, cfg = self._qe, self._config
+        on_disk = cfg.on_disk or None
+        hnsw = None
+        if cfg.custom_hnsw:
+            hnsw = qe.HnswIndexConfig(
+                m=HNSW_M if cfg.hnsw_m is None else cfg.hnsw_m,
+                ef_construct=cfg.hnsw_ef_construct or HNSW_EF_CONSTRUCT,
+                full_scan_threshold=HNSW_FULL_SCAN_THRESHOLD,
+            )
+        quantization = None
+        if cfg.quantization == "int8":
+            # The int8 copy stays in RAM for the search; the originals rescore the best.
+            quantization = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, always_ram=True)
+        return qe.EdgeConfig(
+            vectors={
+                DENSE: qe.EdgeVectorParams(
+                    size=dimension, distance=qe.Distance.Cosine, on_disk=on_disk
+                )
+            },
+            sparse_vectors={
+                SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, on_disk=on_disk)
+            },
+            on_disk_payload=on_disk,
+            hnsw_config=hnsw,
+            quantization_config=quantization,
+        )
+
     def list_collections(self) -> list[str]:
-        return sorted(p.parent.name for p in self._root.glob(f"*/{_META}"))
+        folders = {p.parent.name for p in self._root.glob(f"*/{_META}")}
+        # A folder reached through an alias is listed by its alias only.
+        aliases = {a: f for a, f in self._alias_map().items() if f in folders}
+        return sorted((folders - set(aliases.values())) | set(aliases))
 
     def delete_collection(self, name: str) -> bool:
         with self._lock:
-            folder = self._dir(name)
-            if not folder.exists():
-                return False
-            shard = self._shards.pop(name, None)
-            if shard is not None:
-                shard.close()
-            self._last_flush.pop(name, None)
-            (folder / _META).unlink(missing_ok=True)
-            shutil.rmtree(folder)
-            return True
+            folder = self._resolve(name)
+            if name in self._alias_map():
+                self._write_aliases({a: f for a, f in self._alias_map().items() if a != name})
+            return self._delete_folder(folder)
+
+    def _delete_folder(self, name: str) -> bool:
+        folder = self._root / name
+        if not folder.exists():
+            return False
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        self._last_flush.pop(name, None)
+        (folder / _META).unlink(missing_ok=True)
+        shutil.rmtree(folder)
+        return True
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        path = self._root / _ALIASES
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as out:
+            json.dump(aliases, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        self._alias_cache = ((-1, -1), {})
+
+    def switch_alias(self, alias: str, target: str) -> None:
+        with self._lock:
+            validate_collection_name(alias)
+            folder = self._resolve(target)
+            if not (self._root / folder / _META).exists():
+                raise StoreError(f"collection {target!r} does not exist")
+            old = self._resolve(alias)
+            # The record is replaced in one rename: that is the switch.
+            self._write_aliases({**self._alias_map(), alias: folder})
+            if old != folder:
+                # The old folder (a collection made before the alias, or the previous
+                # target) is shadowed now; a crash before this leaves it as garbage only.
+                self._delete_folder(old)
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        with self._use(name) as shard:
+            records = shard.retrieve(list(ids), with_payload=False, with_vector=False)
+        return {str(r.id) for r in records}
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         if not points:
@@ -198,11 +312,10 @@ class EdgeStore:
             shard.update(self._qe.UpdateOperation.delete_points(list(ids)))
             self._flush_if_due(name, shard)
 
-    def delete_where(self, name: str, key: str, value: str) -> None:
+    def delete_where(self, name: str, key: str, value: str, *, where: Where | None = None) -> None:
+        flt = self._filter({**(where or {}), key: value})
         with self._use(name) as shard, self._lock:
-            shard.update(
-                self._qe.UpdateOperation.delete_points_by_filter(self._filter({key: value}))
-            )
+            shard.update(self._qe.UpdateOperation.delete_points_by_filter(flt))
             self._flush_if_due(name, shard)
 
     def _flush_if_due(self, name: str, shard: Any) -> None:
@@ -233,12 +346,14 @@ class EdgeStore:
             ]
         )
 
-    def ensure_payload_index(self, name: str, key: str) -> None:
+    def ensure_payload_index(self, name: str, key: str, *, is_tenant: bool = False) -> None:
+        qe = self._qe
+        schema: Any = qe.KeywordIndexParams(is_tenant=True) if is_tenant else None
         with self._use(name) as shard, self._lock:
             if key not in shard.info().payload_schema:
                 shard.update(
-                    self._qe.UpdateOperation.create_field_index(
-                        key, self._qe.PayloadSchemaType.Keyword
+                    qe.UpdateOperation.create_field_index(
+                        key, schema or qe.PayloadSchemaType.Keyword
                     )
                 )
 
@@ -282,7 +397,9 @@ class EdgeStore:
         where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        weights: tuple[int, int] = (1, 1),
     ) -> list[Hit]:
+        check_weights(weights)
         qe = self._qe
         flt = self._filter(where)
         dense_query = None
@@ -298,10 +415,11 @@ class EdgeStore:
         if mode == "hybrid" and dense_query is not None and sparse_query is not None:
             request = qe.QueryRequest(
                 limit=limit,
-                prefetches=[
-                    qe.Prefetch(limit=candidates, query=dense_query, filter=flt),
-                    qe.Prefetch(limit=candidates, query=sparse_query, filter=flt),
-                ],
+                # A half weighted n is n identical prefetches: DBSF has no weights of its
+                # own, and one more HNSW search (~1 ms) is cheaper than a second round trip.
+                prefetches=[qe.Prefetch(limit=candidates, query=dense_query, filter=flt)]
+                * weights[0]
+                + [qe.Prefetch(limit=candidates, query=sparse_query, filter=flt)] * weights[1],
                 query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 with_payload=True,
                 with_vector=[DENSE],
@@ -327,9 +445,19 @@ class EdgeStore:
             for p in points
         ]
 
-    def count(self, name: str) -> int:
+    def value_counts(self, name: str, key: str, *, where: Where | None = None) -> dict[str, int]:
+        qe = self._qe
+        # Counting by a field needs its index; collections made before it was one get it now.
+        self.ensure_payload_index(name, key)
+        request = qe.FacetRequest(key, limit=COUNT_LIMIT, exact=True, filter=self._filter(where))
         with self._use(name) as shard:
-            return int(shard.count(self._qe.CountRequest(exact=True)))
+            response = shard.facet(request)
+        return {str(hit.value): int(hit.count) for hit in response.hits}
+
+    def count(self, name: str, *, where: Where | None = None) -> int:
+        request = self._qe.CountRequest(exact=True, filter=self._filter(where))
+        with self._use(name) as shard:
+            return int(shard.count(request))
 
     def optimize(self, name: str) -> None:
         """Build the HNSW index of a collection (worth it after a large ingest)."""

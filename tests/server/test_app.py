@@ -147,14 +147,21 @@ def test_restart_resumes_unfinished_processing(tmp_path: Path, local_embedder) -
             key = _admin_key(server)
             file_id = upload_text(server.url, key, "zebra.txt", ZEBRA)["id"]
             assert wait_processed(server.url, key, file_id)["status"] == "completed"
-        # Simulate a crash mid-processing: the row says processing, the vectors are gone.
+        # Simulate a crash mid-processing: the row says processing, held by a replica that
+        # died and whose lease has run out; the vectors are gone.
         pipeline.store.delete_where(UPLOADS_COLLECTION, "file_id", file_id)
         database = Database(settings.resolved_database_url())
         with database.session() as session:
             session.execute(
                 update(FileRecord)
                 .where(FileRecord.id == file_id)
-                .values(status=PROCESSING, content=None)
+                .values(
+                    status=PROCESSING,
+                    content=None,
+                    lease_holder="a-replica-that-died",
+                    lease_expires=0.0,
+                    attempts=1,
+                )
             )
         database.close()
         with live_server(settings, pipeline) as server:

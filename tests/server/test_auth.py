@@ -274,23 +274,23 @@ def test_signup_races_on_sqlite(tmp_path) -> None:
 
 
 def test_a_database_from_before_claims_keeps_its_first_admin(tmp_path) -> None:
-    from sqlalchemy import delete
-
     from rag_pipeline.server.auth import create_user
     from rag_pipeline.server.db import Claim, Database
 
+    from .old_schema import OLDEST, create_old_database
+
+    # A database made before the claims table, whose first user is its admin.
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    database = Database(url)
-    with database.session() as session:
-        first = create_user(session, name="Root", email="root@example.com", password="pw")
-    with database.session() as session:
-        session.execute(delete(Claim))  # as a database made before the claims table
-    database.close()
+    root = (
+        "INSERT INTO users (id, name, email, role, password_hash, created_at) "
+        "VALUES ('root-id', 'Root', 'root@example.com', 'admin', 'x', 1700000000)"
+    )
+    create_old_database(url, OLDEST, [root])
     reopened = Database(url)
     with reopened.session() as session:
         later = create_user(session, name="Eve", email="eve@example.com", password="pw")
-        assert session.get(Claim, "first_user").user_id == first.id
-    assert (first.role, later.role) == ("admin", "user")
+        assert session.get(Claim, "first_user").user_id == "root-id"
+    assert later.role == "user"
     reopened.close()
 
 

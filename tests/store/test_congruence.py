@@ -1,4 +1,5 @@
-"""The embedded engine (qdrant-edge) and qdrant-client must answer the same."""
+"""The embedded engine (qdrant-edge) and qdrant-client must answer the same, in both layouts
+(a collection per knowledge base, and knowledge bases as tenants of one collection)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import numpy as np
 import pytest
 
 from rag_pipeline.errors import ConfigError, ModelMismatchError, StoreError
-from rag_pipeline.store import EdgeStore, QdrantStore, SparseVector, StoredPoint, VectorStore
+from rag_pipeline.store import (
+    EdgeStore,
+    QdrantStore,
+    SparseVector,
+    StoredPoint,
+    TenantStore,
+    VectorStore,
+)
 
 DIM = 16
 
@@ -33,16 +41,29 @@ def make_points(n: int = 200, seed: int = 7) -> list[StoredPoint]:
     return points
 
 
-@pytest.fixture(params=["edge", "qdrant-client"])
+ENGINES = ["edge", "qdrant-client"]
+LAYOUTS = ["collections", "tenants"]
+
+
+def open_store(engine: str, layout: str, path: Path) -> VectorStore:
+    """A store of one engine in one layout."""
+    inner: VectorStore = EdgeStore(path) if engine == "edge" else QdrantStore(":memory:")
+    return TenantStore(inner) if layout == "tenants" else inner
+
+
+@pytest.fixture(params=[(e, lay) for lay in LAYOUTS for e in ENGINES], ids="-".join)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s: VectorStore = EdgeStore(tmp_path) if request.param == "edge" else QdrantStore(":memory:")
+    s = open_store(*request.param, tmp_path)
     yield s
     s.close()
 
 
-@pytest.fixture
-def both(tmp_path: Path) -> Iterator[tuple[VectorStore, VectorStore]]:
-    edge, client = EdgeStore(tmp_path), QdrantStore(":memory:")
+@pytest.fixture(params=LAYOUTS)
+def both(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[VectorStore, VectorStore]]:
+    edge = open_store("edge", request.param, tmp_path)
+    client = open_store("qdrant-client", request.param, tmp_path)
     points = make_points()
     for s in (edge, client):
         s.ensure_collection("kb", model="m", dimension=DIM)
@@ -85,6 +106,34 @@ def test_hybrid_fuses_both_in_the_engine(both: tuple[VectorStore, VectorStore]) 
         assert len(hits) == 5
 
 
+def test_weighted_hybrid_agrees_across_engines_and_changes_the_fusion(
+    both: tuple[VectorStore, VectorStore],
+) -> None:
+    points = make_points()
+    rng = np.random.default_rng(3)
+    dense = rng.normal(size=DIM).astype(np.float32)
+    sparse = points[5].sparse  # the sparse half prefers point 5, the dense half others
+    assert sparse is not None
+    runs = {}
+    for weights in ((1, 1), (2, 1), (1, 2)):
+        ranked = [
+            [
+                h.id
+                for h in s.search(
+                    "kb", dense=dense, sparse=sparse, limit=10, mode="hybrid", weights=weights
+                )
+            ]
+            for s in both
+        ]
+        assert ranked[0] == ranked[1], weights
+        runs[weights] = ranked[0]
+    assert runs[(2, 1)] != runs[(1, 1)] != runs[(1, 2)]
+    # DBSF sums each list's normalised scores: counting a list twice is weighting it 2.
+    assert runs[(1, 2)].index(points[5].id) <= runs[(1, 1)].index(points[5].id)
+    with pytest.raises(ConfigError, match="whole numbers from 1 to 3"):
+        both[0].search("kb", dense=dense, sparse=sparse, mode="hybrid", weights=(0, 1))
+
+
 def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> None:
     edge, client = both
     q = make_points()[3].vector
@@ -110,6 +159,16 @@ def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> Non
     assert {s for _, s in some_a} == {"file1.txt", "file4.txt"}
     hits = edge.search("kb", dense=q, limit=100, **wanted)
     assert {h.source for h in hits} == {"file1.txt", "file4.txt"}
+
+
+def test_value_counts_agree_and_honour_filters(both: tuple[VectorStore, VectorStore]) -> None:
+    counts = [s.value_counts("kb", "source") for s in both]
+    assert counts[0] == counts[1] == {f"file{i}.txt": 20 for i in range(10)}
+    filtered = [
+        s.value_counts("kb", "source", where={"source": ["file1.txt", "file2.txt"]}) for s in both
+    ]
+    assert filtered[0] == filtered[1] == {"file1.txt": 20, "file2.txt": 20}
+    assert both[0].value_counts("kb", "script") == {}  # a field no point has
 
 
 def test_scroll_returns_vectors(store: VectorStore) -> None:
