@@ -248,10 +248,14 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
     docs = write_corpus(tmp_path / "docs", 200)
     script = textwrap.dedent(
         """
-        import json, sys, time
+        import json, signal, sys, time
         from rag_pipeline import Pipeline, Settings
 
         if __name__ == "__main__":
+            # As a terminal starts it: a test runner that ran Ray may pass on SIGINT
+            # blocked or ignored (both survive exec), and the signal would never arrive.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             with Pipeline(Settings(data_dir=sys.argv[2], workers=2)) as pipeline:
                 def progress(source, status):
                     print(status, source, flush=True)
