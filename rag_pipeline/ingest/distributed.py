@@ -237,6 +237,10 @@ class RayIndexer(Indexer):
     driver's, and the embedder and a server connection from ``settings``.
     """
 
+    # Workers build their embedder before any chunk exists: with RAG_EMBEDDER=auto a new
+    # collection gets the default model (an existing one keeps its own).
+    chooses_late = False
+
     def __init__(self, *args: Any, settings: Settings, address: str | None, **kwargs: Any):
         require_ray()
         super().__init__(*args, **kwargs)
@@ -257,6 +261,13 @@ class RayIndexer(Indexer):
         finally:
             if started:
                 ray.shutdown()
+
+    def _worker_settings(self, run: _Run) -> Settings:
+        """The settings workers build the run's embedder from (auto: the one it uses)."""
+        assert run.embedder is not None
+        if self.choice is None:
+            return self.settings
+        return self.settings.model_copy(update={"embedder": self.choice.kind_of(run.embedder)})
 
     def _run_dataset(self, tasks: list[_Task], run: _Run, writer: _Writer) -> None:
         import ray
@@ -290,8 +301,8 @@ class RayIndexer(Indexer):
         dataset = dataset.map_batches(
             EmbedActor,
             fn_constructor_kwargs={
-                "settings": _portable(self.settings),
-                "model_name": self.embedder.model_name,
+                "settings": _portable(self._worker_settings(run)),
+                "model_name": run.embedder.model_name,
                 "dimension": run.dimension,
                 "knowledge_id": run.knowledge_id,
                 "embed_group": self.embed_group,
@@ -396,7 +407,7 @@ def ray_indexer(pipeline: Pipeline, address: str | None = None) -> RayIndexer:
     local = pipeline.indexer()
     return RayIndexer(
         local.store,
-        local.embedder,
+        local.choice or local.embedder,
         local.chunker,
         sparse_encoder=local.sparse_encoder,
         limits=local.limits,

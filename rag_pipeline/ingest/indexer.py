@@ -9,6 +9,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -20,6 +21,7 @@ import numpy as np
 
 from rag_pipeline.chunking.splitter import Chunker
 from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
 from rag_pipeline.ingest.prepare import (
     Failed,
@@ -32,6 +34,7 @@ from rag_pipeline.ingest.prepare import (
 )
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.ingest.sources import SourceItem, walk_files
+from rag_pipeline.languages import NO_LETTERS
 from rag_pipeline.loaders import LoadLimits
 from rag_pipeline.store.base import StoredPoint, VectorStore
 
@@ -85,6 +88,8 @@ class _Run:
     root_key: str
     extra: dict[str, Any]
     notify: ProgressCallback
+    # None until a new collection's embedder is chosen from its first chunks (auto).
+    embedder: Embedder | None
     dimension: int
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -227,7 +232,7 @@ class Indexer:
     def __init__(
         self,
         store: VectorStore,
-        embedder: Embedder,
+        embedder: Embedder | EmbedderChoice,
         chunker: Chunker,
         *,
         sparse_encoder: Any = None,
@@ -240,7 +245,12 @@ class Indexer:
         if embed_group < 1:
             raise ConfigError(f"embed_group must be >= 1, got {embed_group}")
         self.store = store
-        self.embedder = embedder
+        # A choice (RAG_EMBEDDER=auto) picks a new collection's model from its first
+        # chunks; an existing collection keeps the one it was made with.
+        self.choice: EmbedderChoice | None = None
+        if isinstance(embedder, EmbedderChoice):
+            self.choice, embedder = embedder, embedder.default
+        self.embedder: Embedder = embedder
         self.chunker = chunker
         self.sparse_encoder = sparse_encoder
         self.limits = limits or LoadLimits()
@@ -295,7 +305,7 @@ class Indexer:
             # Only these sources' stored state is needed: read theirs, not the collection's
             # (a server's shared uploads collection grows with every upload).
             items = list(items)
-        existing, dimension = self._open(knowledge_id, None if prune else items)
+        existing, embedder, dimension = self._open(knowledge_id, None if prune else items)
         run = _Run(
             knowledge_id,
             existing,
@@ -303,6 +313,7 @@ class Indexer:
             root_key,
             dict(extra_payload or {}),
             progress or (lambda source, status: None),
+            embedder,
             dimension,
         )
         writer = _Writer(self.store, run)
@@ -316,6 +327,10 @@ class Indexer:
             writer.close()
         if prune and not report.interrupted:
             self._prune(run)
+        if run.embedder is None:
+            # Nothing was embedded: the collection is made, as always, but with the
+            # default model: there was no text to choose by.
+            self._create(run, self.embedder)
         self.store.flush(knowledge_id)
         report.sort()
         report.seconds = time.perf_counter() - started
@@ -338,19 +353,19 @@ class Indexer:
 
     def _open(
         self, knowledge_id: str, only: list[SourceItem] | None
-    ) -> tuple[dict[str, dict[str, Any]], int]:
-        """The collection's dimension and stored state per source (of ``only``, if given)."""
+    ) -> tuple[dict[str, dict[str, Any]], Embedder | None, int]:
+        """The collection's stored state per source (of ``only``, if given), its embedder
+        and dimension (None, 0: a new collection whose embedder is chosen later)."""
         described = self.store.collection_model(knowledge_id)
-        if described is None or described[0] != self.embedder.model_name:
+        if described is None and self.choice is not None and self.chooses_late:
+            return {}, None, 0
+        embedder = self.embedder
+        if described is not None and self.choice is not None:
+            embedder = self.choice.for_model(described[0]) or embedder
+        if described is None or described[0] != embedder.model_name:
             # Knowing the dimension may mean loading a model; a re-run that finds
             # nothing changed should not pay for that, so only ask when creating.
-            dimension = self.embedder.dimension
-            self.store.ensure_collection(
-                knowledge_id, model=self.embedder.model_name, dimension=dimension
-            )
-            # Keyed sources are looked up by key: index it from the start.
-            self.store.ensure_payload_index(knowledge_id, "key")
-            described = (self.embedder.model_name, dimension)
+            described = self._ensure(knowledge_id, embedder)
         existing: dict[str, dict[str, Any]] = {}
         for point_id, payload, _ in self._stored_state(knowledge_id, only):
             entry = existing.setdefault(
@@ -360,7 +375,32 @@ class Indexer:
             entry["hashes"].add(payload.get("file_hash"))
             entry["chunks"].add(payload.get("file_chunks"))
             entry["ids"].append(point_id)
-        return existing, described[1]
+        return existing, embedder, described[1]
+
+    # Whether a new collection's embedder is chosen from its first embedded chunks (a
+    # RayIndexer's workers need it before the first chunk exists).
+    chooses_late = True
+
+    def _ensure(self, knowledge_id: str, embedder: Embedder) -> tuple[str, int]:
+        """Create the collection for ``embedder`` (or check it is the one it holds)."""
+        dimension = embedder.dimension
+        self.store.ensure_collection(knowledge_id, model=embedder.model_name, dimension=dimension)
+        # Keyed sources are looked up by key: index it from the start.
+        self.store.ensure_payload_index(knowledge_id, "key")
+        return embedder.model_name, dimension
+
+    def _create(self, run: _Run, embedder: Embedder) -> None:
+        """Create the run's new collection for ``embedder``, and embed with it from now on."""
+        run.dimension = self._ensure(run.knowledge_id, embedder)[1]
+        run.embedder = embedder
+
+    def _choose(self, run: _Run, batch: list[Prepared]) -> Embedder:
+        """Choose a new collection's embedder from the scripts of its first chunks."""
+        assert self.choice is not None
+        scripts = Counter(
+            chunk.metadata.get("script", NO_LETTERS) for p in batch for chunk in p.chunks
+        )
+        return self.choice.choose(scripts, collection=run.knowledge_id)
 
     def _stored_state(
         self, knowledge_id: str, only: list[SourceItem] | None
@@ -482,8 +522,11 @@ class Indexer:
     def _embed(self, batch: list[Prepared], run: _Run, writer: _Writer) -> None:
         if not batch:
             return
+        if run.embedder is None:
+            self._create(run, self._choose(run, batch))
+        assert run.embedder is not None
         try:
-            vectors = embed_prepared(self.embedder, batch, run.dimension, run.knowledge_id)
+            vectors = embed_prepared(run.embedder, batch, run.dimension, run.knowledge_id)
         except ModelMismatchError:
             raise
         except RagError as exc:

@@ -6,7 +6,10 @@ import threading
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, NotFoundError
 from rag_pipeline.languages import model_leads, model_scripts, script_mix, script_of
@@ -20,12 +23,16 @@ _MIX_TTL_SECONDS = 60.0
 
 
 class Retriever:
-    """Embed a query and search collections in the store."""
+    """Embed a query and search collections in the store.
+
+    Given an ``EmbedderChoice`` (RAG_EMBEDDER=auto), each collection is queried with the
+    one of its embedders that filled it; a query is embedded once per model needed.
+    """
 
     def __init__(
         self,
         store: VectorStore,
-        embedder: Embedder,
+        embedder: Embedder | EmbedderChoice,
         *,
         sparse_encoder: SparseEncoder | None = None,
         mode: SearchMode = "dense",
@@ -38,7 +45,10 @@ class Retriever:
         if fusion not in FUSIONS:
             raise ConfigError(f"unknown fusion {fusion!r}: use {', '.join(FUSIONS)}")
         self.store = store
-        self.embedder = embedder
+        self.choice: EmbedderChoice | None = None
+        if isinstance(embedder, EmbedderChoice):
+            self.choice, embedder = embedder, embedder.default
+        self.embedder: Embedder = embedder
         self.mode = mode
         self.fusion = fusion
         self.candidates = candidates
@@ -60,9 +70,23 @@ class Retriever:
             self._mixes[collection] = (now, mix)
         return mix
 
-    def halves(self, query: str, collection: str) -> HalfWeights:
-        """Which halves of a hybrid search take part for ``query`` in ``collection``."""
-        model = self.embedder.model_name
+    def embedder_for(self, collection: str) -> Embedder:
+        """Return the embedder to query ``collection`` with; refuse one of another model."""
+        described = self.store.collection_model(collection)
+        if described is None:
+            raise NotFoundError(
+                f"knowledge {collection!r} does not exist (index something into it)"
+            )
+        embedder = self.embedder
+        if self.choice is not None:
+            embedder = self.choice.for_model(described[0]) or embedder
+        check_model(collection, described, embedder.model_name, embedder.dimension)
+        return embedder
+
+    def halves(self, query: str, collection: str, model: str | None = None) -> HalfWeights:
+        """Which halves of a hybrid search take part for ``query`` in ``collection`` (whose
+        model is ``model``; default: this retriever's embedder's)."""
+        model = model or self.embedder.model_name
         return fusion_weights(
             script_of(query),
             model_scripts(model),
@@ -101,24 +125,28 @@ class Retriever:
             raise ConfigError(f"top_k must be >= 1, got {top_k}")
         mode = mode or self.mode
         scopes = [c if isinstance(c, SearchScope) else SearchScope(c) for c in collections]
-        for name in dict.fromkeys(scope.collection for scope in scopes):
-            # Model and dimension only: an exact count here cost ~1 ms a query.
-            described = self.store.collection_model(name)
-            if described is None:
-                raise NotFoundError(f"knowledge {name!r} does not exist (index something into it)")
-            check_model(name, described, self.embedder.model_name, self.embedder.dimension)
+        # Model and dimension only: an exact count here cost ~1 ms a query.
+        embedders = {
+            name: self.embedder_for(name)
+            for name in dict.fromkeys(scope.collection for scope in scopes)
+        }
         # Per scope, the mode each search runs in: adaptive fusion leaves out a half that
         # cannot read the query (a Korean question to an English-only model is answered
         # by its sparse half alone), and then the query is not even embedded.
         modes: list[SearchMode] = [mode] * len(scopes)
         weights = [(1, 1)] * len(scopes)
         if mode == "hybrid" and self.fusion == "adaptive":
-            halves = [self.halves(query, scope.collection) for scope in scopes]
+            halves = [
+                self.halves(query, s.collection, embedders[s.collection].model_name) for s in scopes
+            ]
             modes = [_mode_of(h) for h in halves]
             weights = [(max(h.dense, 1), max(h.sparse, 1)) for h in halves]
-        dense = None
-        if any(m != "sparse" for m in modes):
-            dense = self.embedder.embed_query(query)
+        # One query vector per model the searched collections need.
+        vectors: dict[str, np.ndarray] = {}
+        for scope, scope_mode in zip(scopes, modes, strict=True):
+            embedder = embedders[scope.collection]
+            if scope_mode != "sparse" and embedder.model_name not in vectors:
+                vectors[embedder.model_name] = embedder.embed_query(query)
         sparse = None
         if any(m != "dense" for m in modes):
             if self.sparse_encoder is None:
@@ -128,7 +156,7 @@ class Retriever:
         for scope, scope_mode, scope_weights in zip(scopes, modes, weights, strict=True):
             hits = self.store.search(
                 scope.collection,
-                dense=dense,
+                dense=vectors.get(embedders[scope.collection].model_name),
                 sparse=sparse,
                 limit=top_k,
                 mode=scope_mode,
