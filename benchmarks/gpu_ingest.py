@@ -8,12 +8,14 @@
 3. The ratio of the two (target: ingest ≥ 50% of the encode limit).
 
 Run (unchanged on any machine with CUDA): python benchmarks/gpu_ingest.py [--docs N]
-Writes benchmarks/results/gpu_ingest.json. `--allow-cpu` runs it without a GPU (to try it).
+Writes benchmarks/results/gpu_ingest.json. `--allow-cpu` runs it without a GPU (to try it);
+`--corpus PATH` reads SciFact's corpus.jsonl (or .jsonl.gz) from elsewhere than ../shared.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -61,10 +63,31 @@ def gpu_name() -> str | None:
     return out.stdout.strip() or None
 
 
+def run(command: list[str], env: dict[str, str]) -> str:
+    """Run a step and return its stdout; on failure show its stderr (a remote run has no other)."""
+    try:
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    except subprocess.CalledProcessError as exc:
+        sys.stderr.write(exc.stderr[-20000:])
+        raise
+
+
+def rag_command() -> list[str]:
+    """The `rag` console script beside this interpreter, else the same entry point via -c."""
+    script = Path(sys.executable).parent / "rag"
+    if script.exists():
+        return [str(script)]
+    # The package on PYTHONPATH only (not installed, as on a bare GPU machine): no script.
+    return [sys.executable, "-c", "from rag_pipeline.cli import main; main()"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--docs", type=int, default=0, help="first N docs (0: all 5,183)")
     parser.add_argument("--allow-cpu", action="store_true")
+    parser.add_argument(
+        "--corpus", type=Path, default=SCIFACT, help="SciFact corpus.jsonl or .jsonl.gz"
+    )
     args = parser.parse_args()
     gpu = gpu_name()
     if gpu is None and not args.allow_cpu:
@@ -73,7 +96,8 @@ def main() -> None:
     docs = work / "docs"
     docs.mkdir()
     count = 0
-    with SCIFACT.open(encoding="utf-8") as handle:
+    opener = gzip.open if args.corpus.suffix == ".gz" else open
+    with opener(args.corpus, "rt", encoding="utf-8") as handle:
         for line in handle:
             if args.docs and count >= args.docs:
                 break
@@ -82,25 +106,12 @@ def main() -> None:
             count += 1
     env = {**os.environ, "RAG_DATA_DIR": str(work / "data"), "HF_HUB_OFFLINE": "1"}
     env.setdefault("RAG_MODEL_CACHE_DIR", str(work / "models"))
-    encode = subprocess.run(
-        [sys.executable, "-c", ENCODE, str(docs)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    limit = json.loads(encode.stdout.strip().splitlines()[-1])
-    rag = str(Path(sys.executable).parent / "rag")
+    encode = run([sys.executable, "-c", ENCODE, str(docs)], env)
+    limit = json.loads(encode.strip().splitlines()[-1])
     start = time.perf_counter()
-    out = subprocess.run(
-        [rag, "index", str(docs), "--knowledge", "bench", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run([*rag_command(), "index", str(docs), "--knowledge", "bench", "--json"], env)
     wall = time.perf_counter() - start
-    report = json.loads(out.stdout)
+    report = json.loads(out)
     chunks = report["chunks"]["added"]
     limit_rate = limit["chunks"] / limit["seconds"]
     results = {
