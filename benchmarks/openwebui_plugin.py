@@ -24,6 +24,7 @@ its python (the benchmark skips without it)::
 
 Run: .venv/bin/python benchmarks/openwebui_plugin.py --owui-python /tmp/owui-venv/bin/python
      [--docs 1000] [--skip-default | --skip-plugged] [--out openwebui_plugin.json]
+     [--owui-cpus 0 --rag-cpus 1]   # Open WebUI keeps its cores; rag serve brings its own
 (or OWUI_PYTHON=/tmp/owui-venv/bin/python). Writes benchmarks/results/openwebui_plugin.json.
 """
 
@@ -42,6 +43,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +221,18 @@ def prepare_data(
 # --------------------------------------------------------------------------- rag serve
 
 
+# Cores each server may use (--owui-cpus / --rag-cpus); None: all of them.
+_CPUS: dict[str, set[int] | None] = {"owui": None, "rag": None}
+
+
+def _pinned(who: str) -> Callable[[], None] | None:
+    """A preexec_fn that keeps a server on its cores (children inherit the affinity)."""
+    cpus = _CPUS[who]
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def start_rag(work: Path, rag_bin: Path) -> tuple[subprocess.Popen[bytes], str, str, Path]:
     data = work / "rag-data"
     env = {
@@ -244,6 +258,7 @@ def start_rag(work: Path, rag_bin: Path) -> tuple[subprocess.Popen[bytes], str, 
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=_pinned("rag"),
     )
     _wait_http(f"{url}/health", proc, log, 180)
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -295,6 +310,7 @@ def start_owui(
         cwd=str(data),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        preexec_fn=_pinned("owui"),
     )
     url = f"http://127.0.0.1:{port}"
     _wait_http(f"{url}/health", proc, log, 600)
@@ -577,6 +593,17 @@ def _stub(path: Path, marker: str) -> bool:
     return not path.exists() or marker not in path.read_text(encoding="utf-8")
 
 
+def _cpu_list(text: str | None) -> set[int] | None:
+    """Parse "0", "0,2" or "0-3" into a set of core numbers."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -599,7 +626,15 @@ def main() -> None:
         "--out", default="openwebui_plugin.json", help="file under results/ (or absolute)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
+    parser.add_argument(
+        "--owui-cpus", help="cores Open WebUI may use, e.g. 0 or 0-3 (default: all)"
+    )
+    parser.add_argument(
+        "--rag-cpus", help="cores rag serve may use, e.g. 1 (default: all): its own machine"
+    )
     args = parser.parse_args()
+    _CPUS["owui"] = _cpu_list(args.owui_cpus)
+    _CPUS["rag"] = _cpu_list(args.rag_cpus)
 
     python = args.owui_python
     if not python:
@@ -645,6 +680,8 @@ def main() -> None:
         "concurrency": args.concurrency,
         "knowledge_batch": args.batch,
         "machine": f"{os.cpu_count()} cores",
+        "owui_cpus": sorted(_CPUS["owui"]) if _CPUS["owui"] else "all",
+        "rag_cpus": sorted(_CPUS["rag"]) if _CPUS["rag"] else "all",
         "runs": {},
     }
     rag_proc = None

@@ -98,6 +98,10 @@ class LocalEmbedder:
         """The model's input window in its own tokens (longer input is cut)."""
         return getattr(self._load(), "max_seq_length", None)
 
+    def preload(self) -> None:
+        """Load the model now (the indexer does this while the first files are extracted)."""
+        self._load()
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         model = self._load()
         vectors = model.encode(

@@ -267,6 +267,15 @@ class OnnxEmbedder:
                     f"cannot load the ONNX export {path} (first error: {first}): {exc}"
                 ) from exc
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the inference session is loaded."""
+        return self._session is not None
+
+    def preload(self) -> None:
+        """Load (or first export) the model now, e.g. while the first files are extracted."""
+        self._load()
+
     def _load(self) -> tuple[Any, Any, ModelSpec]:
         with self._lock:
             if self._session is None:

@@ -70,6 +70,14 @@ def _batches(planned: Iterator[_Task]) -> Iterator[list[_Task]]:
         yield batch
 
 
+def _quietly(load: Callable[[], object]) -> None:
+    """Run a background model load; a failure shows again, with its reason, at first use."""
+    try:
+        load()
+    except Exception:  # the embedding stage meets it again and reports it per source
+        log.debug("preloading the model failed", exc_info=True)
+
+
 def default_workers() -> int:
     """Worker processes for extraction: one per core this process may use."""
     try:
@@ -93,6 +101,7 @@ class _Run:
     dimension: int
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    preload: threading.Thread | None = None
 
     def record(self, source: str, status: str, error: str | None = None) -> None:
         """Note what happened to a source, in the report and the progress callback."""
@@ -325,6 +334,8 @@ class Indexer:
             report.interrupted = True
         finally:
             writer.close()
+            if run.preload is not None:
+                run.preload.join()
         if prune and not report.interrupted:
             self._prune(run)
         if run.embedder is None:
@@ -340,7 +351,7 @@ class Indexer:
         """Prepare, embed and hand to the writer the sources the plan yields."""
         pending: list[Prepared] = []
         pending_chunks = 0
-        for result in self._prepare(planned):
+        for result in self._prepare(self._preloading(planned, run)):
             if isinstance(result, Failed):
                 run.record(result.source, "failed", result.reason)
                 continue
@@ -440,6 +451,21 @@ class Indexer:
                 run.record(identity, "skipped")
                 continue
             yield item, fingerprint, "updated" if before else "added"
+
+    def _preloading(self, planned: Iterator[_Task], run: _Run) -> Iterator[_Task]:
+        """Pass the plan on; at its first changed source, load the model in the background."""
+        first = next(planned, None)
+        if first is None:
+            return  # nothing to embed: no model
+        # Loading a model takes ~0.4 s (ONNX) to ~10 s (torch on a GPU machine, measured in
+        # benchmarks/RESULTS.md); done here, it overlaps extracting the first files instead
+        # of waiting for them. auto: the default model, the likelier choice.
+        preload = getattr(run.embedder or self.embedder, "preload", None)
+        if preload is not None:
+            run.preload = threading.Thread(target=_quietly, args=(preload,), daemon=True)
+            run.preload.start()
+        yield first
+        yield from planned
 
     def _prepare(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
         """Yield prepared sources, from worker processes, or inline for small runs."""

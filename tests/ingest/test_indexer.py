@@ -62,6 +62,27 @@ def test_worker_processes_and_inline_runs_store_the_same_points(
     assert snapshots[0] == snapshots[1]
 
 
+def test_the_model_loads_while_changed_files_are_extracted_and_not_on_a_re_run(
+    tmp_path: Path,
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 3)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings) as first:
+        first.index(docs, "kb")
+    with Pipeline(settings) as again:
+        assert again.index(docs, "kb").skipped == sorted(p.name for p in docs.iterdir())
+        assert not again.embedder.loaded  # nothing changed: no model
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.pdf").write_bytes(b"%PDF-1.7 not a pdf")
+    with Pipeline(settings) as broken:
+        report = broken.index(bad, "kb2")
+        assert [e["path"] for e in report.errors] == ["broken.pdf"]
+        # Nothing was embedded, yet the model was loaded: in the background, as soon as
+        # a changed file was planned, while it was being extracted.
+        assert broken.embedder.loaded
+
+
 def test_progress_hears_every_source_once_after_its_chunks_are_stored(
     tmp_path: Path, local_embedder
 ) -> None:
