@@ -237,10 +237,6 @@ class RayIndexer(Indexer):
     driver's, and the embedder and a server connection from ``settings``.
     """
 
-    # Workers build their embedder before any chunk exists: with RAG_EMBEDDER=auto a new
-    # collection gets the default model (an existing one keeps its own).
-    chooses_late = False
-
     def __init__(self, *args: Any, settings: Settings, address: str | None, **kwargs: Any):
         require_ray()
         super().__init__(*args, **kwargs)
@@ -252,6 +248,10 @@ class RayIndexer(Indexer):
         tasks = list(planned)  # the driver fingerprints everything before Ray starts
         if not tasks:
             return  # nothing changed: no cluster, no model
+        if run.embedder is None:
+            # auto, new collection: workers need the model before they make any chunk,
+            # so the driver extracts the first sources once more, to choose by their text.
+            self._create(run, self._choose(run, self._sample(tasks)))
         import ray
 
         started = _connect(self.address)
@@ -261,6 +261,12 @@ class RayIndexer(Indexer):
         finally:
             if started:
                 ray.shutdown()
+
+    def _sample(self, tasks: list[_Task]) -> list[Prepared]:
+        """Prepare the first sources here (no sparse vectors): what auto chooses by."""
+        preparer = Preparer(self.chunker, None, self.limits)
+        prepared = (preparer(*task) for task in tasks[:TASK_SOURCES])
+        return [p for p in prepared if isinstance(p, Prepared)]
 
     def _worker_settings(self, run: _Run) -> Settings:
         """The settings workers build the run's embedder from (auto: the one it uses)."""

@@ -368,7 +368,7 @@ class Indexer:
         """The collection's stored state per source (of ``only``, if given), its embedder
         and dimension (None, 0: a new collection whose embedder is chosen later)."""
         described = self.store.collection_model(knowledge_id)
-        if described is None and self.choice is not None and self.chooses_late:
+        if described is None and self.choice is not None:
             return {}, None, 0
         embedder = self.embedder
         if described is not None and self.choice is not None:
@@ -387,10 +387,6 @@ class Indexer:
             entry["chunks"].add(payload.get("file_chunks"))
             entry["ids"].append(point_id)
         return existing, embedder, described[1]
-
-    # Whether a new collection's embedder is chosen from its first embedded chunks (a
-    # RayIndexer's workers need it before the first chunk exists).
-    chooses_late = True
 
     def _ensure(self, knowledge_id: str, embedder: Embedder) -> tuple[str, int]:
         """Create the collection for ``embedder`` (or check it is the one it holds)."""

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.cli import app
+from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL
 from rag_pipeline.ingest.distributed import index_on_ray
 from tests.conftest import SAMPLE_DOCS
 
@@ -109,6 +110,22 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
     # The progress heard every file once, as its outcome came back to the driver.
     assert totals == [len(names) + 1]
     assert sorted(heard) == sorted([*((n, "added") for n in names), ("broken.pdf", "failed")])
+
+
+def test_auto_chooses_the_multilingual_model_on_ray_as_a_local_run_does(tmp_path: Path) -> None:
+    folder = tmp_path / "ko"
+    folder.mkdir()
+    for name in ("remote-work-ko.txt", "benefits-ko.docx", "faq.txt"):
+        shutil.copy(SAMPLE_DOCS / name, folder / name)
+    with Pipeline(Settings(data_dir=tmp_path / "local")) as local:
+        local.index(folder, "kb")
+        assert local.store.collection_model("kb")[0] == E5_ONNX_MODEL
+        expected = points(local, "kb")
+    with Pipeline(Settings(data_dir=tmp_path / "ray")) as distributed:
+        report = index_on_ray(distributed, folder, "kb")
+        assert report.errors == [] and len(report.added) == 3
+        assert distributed.store.collection_model("kb")[0] == E5_ONNX_MODEL
+        assert_same_points(points(distributed, "kb"), expected)
 
 
 def test_ray_reruns_skip_reembed_and_prune_like_a_local_run(tmp_path: Path, docs: Path) -> None:
