@@ -30,7 +30,7 @@ from rag_pipeline.errors import (
     TooLargeError,
     UpstreamError,
 )
-from rag_pipeline.pipeline import Pipeline, make_embedder
+from rag_pipeline.pipeline import Pipeline, make_choice, make_embedder, open_store
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.guard import RequestGuard
@@ -114,6 +114,22 @@ def _warm_up(pipeline: Pipeline) -> None:
         log.warning("embedding model not ready: %s", exc)
 
 
+def _server_pipeline(settings: ServerSettings) -> Pipeline:
+    """The server's pipeline: one embedder for every upload, batched across requests."""
+    from rag_pipeline.server.scopes import UPLOADS_COLLECTION
+
+    store = open_store(settings)
+    embedder = make_embedder(settings)
+    # Every upload shares one collection (and knowledge bases copy its vectors), so auto
+    # cannot choose per collection here: it keeps the model the uploads were made with.
+    choice = make_choice(settings, embedder)
+    described = store.collection_model(UPLOADS_COLLECTION) if choice is not None else None
+    if choice is not None and described is not None:
+        embedder = choice.for_model(described[0]) or embedder
+    # Uploads processed at once share model batches (see BatchingEmbedder).
+    return Pipeline(settings, embedder=BatchingEmbedder(embedder), store=store)
+
+
 def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
     """Build the server; a given ``pipeline`` is used (and left open), else one is made."""
     settings = settings or ServerSettings()
@@ -125,10 +141,7 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         state = app.state
         state.settings = settings
-        # Uploads processed at once share model batches (see BatchingEmbedder).
-        state.pipeline = pipeline or Pipeline(
-            settings, embedder=BatchingEmbedder(make_embedder(settings))
-        )
+        state.pipeline = pipeline or _server_pipeline(settings)
         try:
             state.db = Database(settings.resolved_database_url())
         except ConfigError as exc:  # e.g. a database a newer rag-pipeline upgraded

@@ -45,6 +45,27 @@ def test_docs_only_when_env_is_dev(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert httpx.get(f"{server.url}/health").json() == {"status": True}
 
 
+def test_auto_keeps_serving_with_the_model_the_uploads_were_made_with(tmp_path: Path) -> None:
+    korean = "해달은 잠을 잘 때 서로 떠내려가지 않도록 손을 잡는다."
+    with live_server(ServerSettings(data_dir=tmp_path, embedder="e5onnx")) as server:
+        key = _admin_key(server)
+        first = upload_text(server.url, key, "haedal.txt", korean)
+        assert wait_processed(server.url, key, first["id"])["status"] == "completed"
+    # Restarted on the default settings (auto): the uploads collection keeps its model.
+    with live_server(ServerSettings(data_dir=tmp_path)) as server:
+        assert server.app.state.pipeline.embedder.model_name == "e5onnx-multilingual-e5-small"
+        second = upload_text(server.url, key, "gom.txt", "곰은 겨울 동안 굴에서 겨울잠을 잔다.")
+        assert wait_processed(server.url, key, second["id"])["status"] == "completed"
+        answer = httpx.post(
+            f"{server.url}/api/v1/retrieval/query/doc",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"collection_name": f"file-{first['id']}", "query": "해달은 무엇을 잡나요?"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert korean in answer.json()["documents"][0][0]
+
+
 def test_upstream_down_is_502_with_a_readable_error(tmp_path: Path) -> None:
     down = _closed_port_url()
     settings = ServerSettings(
