@@ -90,7 +90,13 @@ def main() -> None:
             pipeline.index("sample_docs", collection)
     dense_retriever, sparse_retriever = pipeline.retriever("dense"), pipeline.retriever("sparse")
     lists: dict[str, tuple[Lists, Lists]] = {}
-    halves = {q: dense_retriever.halves(t, collection) for q, t in dataset.queries.items()}
+    model = pipeline.embedder_for(collection).model_name  # auto: the collection's own
+    halves = {q: dense_retriever.halves(t, collection, model) for q, t in dataset.queries.items()}
+    # Distinct sparse query terms: a sparse hit's score is a sum over the terms it matches.
+    terms = {
+        q: max(1, len(pipeline.sparse_encoder.embed_query(t).indices))
+        for q, t in dataset.queries.items()
+    }
     for query_id, text in dataset.queries.items():
         d = dense_retriever.search(text, [collection], top_k=depth)
         s = sparse_retriever.search(text, [collection], top_k=depth)
@@ -103,10 +109,19 @@ def main() -> None:
         h = halves[query_id]
         return weighted_dbsf(h.dense, h.sparse)
 
-    def ndcg(fuse: Fusion | None) -> float:
+    def ndcg(fuse: Fusion | None, floor: float = 0.0, gate: float = 0.0) -> float:
         run = {}
         for query_id, (dense, sparse) in lists.items():
             sources = {k: v[1] for k, v in (dense | sparse).items()}
+            best = max((v[0] for v in sparse.values()), default=0.0)
+            if gate and best < gate * terms[query_id]:
+                # The whole sparse list is left out when even its best hit is weak (this
+                # needs the sparse result before fusing: a second query).
+                sparse = {}
+            if floor:
+                # Only sparse hits that score at least `floor` per query term take part
+                # (a Qdrant prefetch score_threshold could do this inside the one query).
+                sparse = {k: v for k, v in sparse.items() if v[0] >= floor * terms[query_id]}
             fused = (fuse or adaptive(query_id))(dense, sparse)
             ranked = sorted(fused.items(), key=lambda kv: -kv[1])
             docs: dict[str, float] = {}
@@ -126,9 +141,19 @@ def main() -> None:
     rows += [
         (f"sat(w={w}, h={h})", saturating(w, h)) for w in (0.5, 1.0, 1.5) for h in (20, 40, 80)
     ]
-    print(f"| fusion | nDCG@10 ({which}, {pipeline.embedder.model_name}) |\n|---|---|")
+    print(f"| fusion | nDCG@10 ({which}, {model}) |\n|---|---|")
     for name, fuse in rows:
         print(f"| {name} | {ndcg(fuse):.4f} |")
+    for floor in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
+        print(f"| adaptive, sparse hits >= {floor} x terms | {ndcg(None, floor):.4f} |")
+    for gate in (1.0, 1.5, 2.0):
+        print(f"| adaptive, sparse out if its best < {gate} x terms | {ndcg(None, 0, gate):.4f} |")
+    top = sorted(
+        max((v[0] for v in s.values()), default=0.0) / terms[q] for q, (_, s) in lists.items()
+    )
+    print(
+        f"\ntop sparse score per query term: quartiles {np.percentile(top, [25, 50, 75]).round(2)}"
+    )
 
 
 if __name__ == "__main__":
