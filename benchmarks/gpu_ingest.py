@@ -15,7 +15,6 @@ Writes benchmarks/results/gpu_ingest.json. `--allow-cpu` runs it without a GPU (
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -26,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _scifact import SCIFACT, write_docs
+
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 ENCODE = """
 import json, sys, time
@@ -94,16 +94,7 @@ def main() -> None:
         sys.exit("no NVIDIA GPU here (nvidia-smi not found); --allow-cpu to run anyway")
     work = Path(tempfile.mkdtemp(prefix="gpu-ingest-"))
     docs = work / "docs"
-    docs.mkdir()
-    count = 0
-    opener = gzip.open if args.corpus.suffix == ".gz" else open
-    with opener(args.corpus, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if args.docs and count >= args.docs:
-                break
-            row = json.loads(line)
-            (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
-            count += 1
+    count = write_docs(docs, args.docs, args.corpus)
     env = {**os.environ, "RAG_DATA_DIR": str(work / "data"), "HF_HUB_OFFLINE": "1"}
     env.setdefault("RAG_MODEL_CACHE_DIR", str(work / "models"))
     encode = run([sys.executable, "-c", ENCODE, str(docs)], env)

@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _scifact import write_docs
+
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 LLAMA = """
 import sys
@@ -85,11 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     docs = work / "docs"
-    docs.mkdir()
-    with SCIFACT.open(encoding="utf-8") as handle:
-        for _, line in zip(range(args.docs), handle, strict=False):
-            row = json.loads(line)
-            (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
+    write_docs(docs, args.docs)
     rag = str(Path(sys.executable).parent / "rag")
     base = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": os.environ.get("HOME", "/")}
     # The ONNX export happens once per machine and is not part of an indexing run.

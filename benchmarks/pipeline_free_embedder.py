@@ -22,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _scifact import write_docs
+
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 OURS = """
 import sys, numpy as np
@@ -69,14 +70,6 @@ nodes = pipeline.run(documents=SimpleDirectoryReader(docs).load_data())
 client.close()
 print(len(nodes))
 """
-
-
-def write_docs(folder: Path, count: int) -> None:
-    folder.mkdir(parents=True)
-    with SCIFACT.open(encoding="utf-8") as handle:
-        for _, line in zip(range(count), handle, strict=False):
-            row = json.loads(line)
-            (folder / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
 
 
 def timed(args: list[str]) -> tuple[float, str]:

@@ -30,8 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _scifact import write_docs
+
 ROOT = Path(__file__).resolve().parents[1]
-SCIFACT = ROOT.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 # Starting the cluster and indexing on it, timed apart in one driver process.
 SPLIT = """
@@ -70,11 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ray-ingest-bench-"))
     docs = work / "docs"
-    docs.mkdir()
-    with SCIFACT.open(encoding="utf-8") as handle:
-        for _, line in zip(range(args.docs), handle, strict=False):
-            row = json.loads(line)
-            (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
+    write_docs(docs, args.docs)
     rag = str(Path(sys.executable).parent / "rag")
     cache = work / "models"
     base = {

