@@ -75,6 +75,7 @@ class E5OnnxEmbedder(OnnxEmbedder):
         batch_size: int = 8,
         threads: int | None = None,
         allow_spinning: bool = False,
+        batch_tokens: int | None = None,
         providers: Sequence[str] | None = None,
         weights_file: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -85,6 +86,7 @@ class E5OnnxEmbedder(OnnxEmbedder):
             batch_size=batch_size,
             threads=threads,
             allow_spinning=allow_spinning,
+            batch_tokens=batch_tokens,
             query_prefix="query: ",
             passage_prefix="passage: ",
             providers=providers,

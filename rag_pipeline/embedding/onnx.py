@@ -40,6 +40,44 @@ def _available_cores() -> int:
     return os.cpu_count() or 1
 
 
+# On a CPU a batch is cut at this many tokens, padding included: measured on this project's
+# 2-core machine (benchmarks/RESULTS.md, "CPU batches by tokens"), fp32 MiniLM runs a
+# padded 8 x 256 batch slower per text than 8 single rows, and small mixed-length calls
+# (a server's) ran at half the one-row speed; 512 was the best budget for small and large calls.
+CPU_BATCH_TOKENS = 512
+# ... and a batch never pads more than this share of its tokens (a long row and short ones
+# go to separate batches).
+MAX_PADDING = 0.2
+
+
+def plan_batches(
+    lengths: Sequence[int], max_rows: int, max_tokens: int | None, max_padding: float = MAX_PADDING
+) -> list[np.ndarray]:
+    """Group row indices into batches, longest first; with ``max_tokens``, a batch also stays
+    within that many padded tokens (one row always fits) and pads at most ``max_padding``.
+
+    Token-budget batching as translation and serving stacks do it (fairseq's max_tokens, TEI's
+    max_batch_tokens); a few lines over our arrays, so written here.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        width = max(1, int(lengths[order[start]]))
+        end, real = start + 1, width
+        while end < len(order) and end - start < max_rows:
+            rows, length = end - start + 1, int(lengths[order[end]])
+            if max_tokens is not None and (
+                rows * width > max_tokens or real + length < (1 - max_padding) * rows * width
+            ):
+                break
+            real += length
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """Return a sha256 over the model folder's file names and bytes, with the export version."""
     digest = hashlib.sha256(f"rag-pipeline-onnx-export {EXPORT_VERSION}\0".encode())
@@ -142,6 +180,7 @@ class OnnxEmbedder:
         batch_size: int = 8,
         threads: int | None = None,
         allow_spinning: bool = False,
+        batch_tokens: int | None = None,
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
         providers: Sequence[str] | None = None,
@@ -152,6 +191,8 @@ class OnnxEmbedder:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None and threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
+        if batch_tokens is not None and batch_tokens < 0:
+            raise ConfigError(f"batch_tokens must be >= 0 (0: no limit), got {batch_tokens}")
         self._model = model
         self._cache_dir = Path(cache_dir)
         self._precision = precision
@@ -159,6 +200,11 @@ class OnnxEmbedder:
         self._threads = threads
         self._allow_spinning = allow_spinning
         self._providers = list(providers) if providers else ["CPUExecutionProvider"]
+        # A GPU wants the biggest batches it can get; a CPU does not (CPU_BATCH_TOKENS).
+        on_cpu = self._providers == ["CPUExecutionProvider"]
+        if batch_tokens is None:
+            batch_tokens = CPU_BATCH_TOKENS if on_cpu else 0
+        self._batch_tokens = batch_tokens or None
         query_default, passage_default = default_prefixes(model)
         self.query_prefix = query_default if query_prefix is None else query_prefix
         self.passage_prefix = passage_default if passage_prefix is None else passage_prefix
@@ -313,11 +359,8 @@ class OnnxEmbedder:
             texts = [t.lower() for t in texts]
         encodings = tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
-        # Longest first: each batch pads only to its own longest row.
-        order = np.argsort(-lengths, kind="stable")
         vectors = np.empty((len(texts), dimension), dtype=np.float32)
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
+        for rows in plan_batches(lengths, self._batch_size, self._batch_tokens):
             width = int(lengths[rows[0]])
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)

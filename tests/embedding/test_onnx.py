@@ -12,7 +12,7 @@ import pytest
 
 from rag_pipeline.embedding import LocalEmbedder
 from rag_pipeline.embedding.local import resolve_local_model
-from rag_pipeline.embedding.onnx import OnnxEmbedder
+from rag_pipeline.embedding.onnx import OnnxEmbedder, plan_batches
 from rag_pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +135,40 @@ def test_order_is_kept_across_uneven_batches(onnx_cache: Path) -> None:
         assert ((batched @ singles.T).argmax(axis=1) == np.arange(len(MIXED))).all()
 
 
+def test_token_budgets_keep_every_vector(onnx_cache: Path) -> None:
+    singles = OnnxEmbedder(cache_dir=onnx_cache, batch_size=1).embed_documents(MIXED)
+    for budget in (0, 1, 64, 512):
+        planned = OnnxEmbedder(cache_dir=onnx_cache, batch_size=64, batch_tokens=budget)
+        vectors = planned.embed_documents(MIXED)
+        assert _row_cosines(vectors, singles).min() >= 0.99999, budget
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_plan_batches_covers_each_row_once_within_limits(seed: int) -> None:
+    lengths = np.random.default_rng(seed).integers(1, 300, size=97)
+    for max_rows, max_tokens in ((8, None), (8, 512), (64, 512), (1, 512), (64, 100)):
+        batches = plan_batches(lengths, max_rows, max_tokens)
+        rows = np.concatenate(batches)
+        assert sorted(rows.tolist()) == list(range(len(lengths)))
+        # Longest first, so each batch pads to its first row.
+        assert (np.diff(lengths[rows]) <= 0).all()
+        for batch in batches:
+            assert 1 <= len(batch) <= max_rows
+            width = lengths[batch[0]]
+            if max_tokens is not None and len(batch) > 1:
+                assert len(batch) * width <= max_tokens
+                assert lengths[batch].sum() >= 0.8 * len(batch) * width
+
+
+def test_plan_batches_separates_long_rows_from_short_ones() -> None:
+    # Old plan: one batch of 4 padded to 250 (62% padding); with a budget the short rows
+    # go together.
+    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8, None)] == [[1, 3, 0, 2]]
+    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8, 512)] == [[1], [3, 0, 2]]
+    # A row longer than the budget still runs, alone.
+    assert [b.tolist() for b in plan_batches([900, 10], 8, 512)] == [[0], [1]]
+
+
 def test_prefixes_are_applied(onnx_cache: Path, fp32_embedder: OnnxEmbedder) -> None:
     prefixed = OnnxEmbedder(cache_dir=onnx_cache, query_prefix="search_query: ")
     plain = fp32_embedder.embed_query("tents")
@@ -213,6 +247,8 @@ def test_bad_arguments_and_unsupported_pooling(tmp_path: Path) -> None:
         OnnxEmbedder(cache_dir=tmp_path, precision="fp16")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         OnnxEmbedder(cache_dir=tmp_path, batch_size=0)
+    with pytest.raises(ConfigError, match="batch_tokens"):
+        OnnxEmbedder(cache_dir=tmp_path, batch_tokens=-1)
     model = tmp_path / "max-pooled"
     (model / "1_Pooling").mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"hidden_size": 8, "model_type": "bert"}))
