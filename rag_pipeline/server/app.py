@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from rag_pipeline import __version__
 from rag_pipeline.embedding.batching import BatchingEmbedder
+from rag_pipeline.embedding.cache import CachedEmbedder
 from rag_pipeline.errors import (
     AuthError,
     ConfigError,
@@ -142,6 +143,9 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         state = app.state
         state.settings = settings
         state.pipeline = pipeline or _server_pipeline(settings)
+        # The embedding API's own view of the model: texts it answered before come from
+        # memory (see CachedEmbedder).
+        state.embeddings = CachedEmbedder(state.pipeline.embedder, settings.embedding_cache_entries)
         try:
             state.db = Database(settings.resolved_database_url())
         except ConfigError as exc:  # e.g. a database a newer rag-pipeline upgraded

@@ -41,6 +41,13 @@ class ServerSettings(Settings):
         "are capped by max_file_bytes)",
     )
     models_cache_seconds: float = Field(10.0, ge=0)
+    embedding_cache_entries: int = Field(
+        20_000,
+        ge=0,
+        description="vectors of texts the embedding API (/v1/embeddings, /ollama/api/embed) "
+        "answered, kept to answer them again (Open WebUI embeds each file twice); ~1.6 KB "
+        "each for a 384-dimension model; 0: off",
+    )
     processing_workers: int = Field(
         4,
         ge=1,

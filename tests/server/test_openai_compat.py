@@ -129,6 +129,25 @@ def test_the_call_open_webui_makes(world: World) -> None:
         assert got == pytest.approx(want.tolist(), abs=1e-5)
 
 
+def test_texts_embedded_before_are_answered_from_memory_with_the_same_vectors(
+    world: World,
+) -> None:
+    """Open WebUI embeds a file's chunks again when the file joins a knowledge base."""
+    name = world.server.app.state.pipeline.embedder.model_name
+    cache = world.server.app.state.embeddings
+    texts = [f"Knowledge chunk {i} about zebras in Lisbon." for i in range(5)]
+    body = {"model": name, "input": texts}
+    first = _embed(world, body)
+    hits = cache.hits
+    second = _embed(world, {"model": name, "input": texts[::-1]})
+    assert first.status_code == second.status_code == 200, second.text
+    assert cache.hits == hits + len(texts)
+    one = np.array([d["embedding"] for d in first.json()["data"]])
+    other = np.array([d["embedding"] for d in second.json()["data"]])[::-1]
+    assert np.allclose(one, other, atol=1e-6)
+    assert np.allclose(one, _expected(world, texts), atol=1e-5)
+
+
 def test_unknown_model_is_400_naming_ours(world: World) -> None:
     name = world.server.app.state.pipeline.embedder.model_name
     response = _embed(world, {"model": "text-embedding-3-small", "input": ["hi"]})

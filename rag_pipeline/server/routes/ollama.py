@@ -122,7 +122,7 @@ async def _check_upstream_model(upstreams: Upstreams, requested: str) -> None:
 
 async def _local(request: Request, path: str) -> Response:
     """Answer the embedding part of the Ollama API with the server's own model."""
-    embedder = request.app.state.pipeline.embedder
+    embedder = request.app.state.embeddings
     name = embedder.model_name
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": [_local_tag(name)]})

@@ -113,7 +113,7 @@ async def embeddings(request: Request, user: CurrentUser) -> JSONResponse:
         raise HTTPException(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "The request body must be a JSON object")
-    embedder = request.app.state.pipeline.embedder
+    embedder = request.app.state.embeddings
     name = embedder.model_name
     requested = body.get("model")
     if not isinstance(requested, str) or not requested:
