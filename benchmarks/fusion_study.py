@@ -12,6 +12,7 @@ Run after `rag eval` built the index (same RAG_DATA_DIR and RAG_EMBEDDER):
   .venv/bin/python benchmarks/fusion_study.py scifact
   .venv/bin/python benchmarks/fusion_study.py crosslingual   # indexes sample_docs if needed
   .venv/bin/python benchmarks/fusion_study.py ../shared/data/ko_tydiqa dev   # any BEIR folder
+  .venv/bin/python benchmarks/fusion_study.py mixed   # ko + ja + en in one collection (_mixed.py)
 Results: benchmarks/results/fusion_study.md. `dbsf a:b` counts the dense list a times and
 the sparse list b times (what adaptive fusion sends Qdrant: 2:1 for a leading multilingual
 model); `adaptive` is the whole rule of rag_pipeline/retrieval/fusion.py per query.
@@ -20,10 +21,12 @@ model); `adaptive` is the whole rule of rag_pipeline/retrieval/fusion.py per que
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _mixed import LANGUAGES, build_mixed
 
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.evaluation.dataset import load_beir, load_knowledge_queries
@@ -77,7 +80,10 @@ def saturating(weight: float, half: float) -> Fusion:
 def main() -> None:
     which = sys.argv[1] if len(sys.argv) > 1 else "scifact"
     pipeline = Pipeline(Settings())
-    if which == "scifact" or Path(which).is_dir():
+    if which == "mixed":
+        dataset = load_beir(build_mixed(Path(tempfile.gettempdir()) / "rag-mixed-set"), "dev")
+        collection, depth = index_dataset(pipeline, dataset)[0], 300
+    elif which == "scifact" or Path(which).is_dir():
         folder = "../shared/data/scifact" if which == "scifact" else which
         dataset = load_beir(folder, sys.argv[2] if len(sys.argv) > 2 else "test")
         collection, depth = index_dataset(pipeline, dataset)[0], 300
@@ -109,7 +115,7 @@ def main() -> None:
         h = halves[query_id]
         return weighted_dbsf(h.dense, h.sparse)
 
-    def ndcg(fuse: Fusion | None, floor: float = 0.0, gate: float = 0.0) -> float:
+    def ndcg(fuse: Fusion | None, floor: float | None = None, gate: float = 0.0) -> str:
         run = {}
         for query_id, (dense, sparse) in lists.items():
             sources = {k: v[1] for k, v in (dense | sparse).items()}
@@ -118,36 +124,51 @@ def main() -> None:
                 # The whole sparse list is left out when even its best hit is weak (this
                 # needs the sparse result before fusing: a second query).
                 sparse = {}
-            if floor:
-                # Only sparse hits that score at least `floor` per query term take part
-                # (a Qdrant prefetch score_threshold could do this inside the one query).
-                sparse = {k: v for k, v in sparse.items() if v[0] >= floor * terms[query_id]}
+            # None: the rule's own floor (adaptive, mixed collections), else the one given.
+            cut = floor
+            if cut is None:
+                cut = halves[query_id].sparse_floor if fuse is None else 0.0
+            if cut:
+                # Only sparse hits that score at least `cut` per query term take part (the
+                # retriever does this inside the one query, as the prefetch's score_threshold).
+                sparse = {k: v for k, v in sparse.items() if v[0] >= cut * terms[query_id]}
             fused = (fuse or adaptive(query_id))(dense, sparse)
             ranked = sorted(fused.items(), key=lambda kv: -kv[1])
             docs: dict[str, float] = {}
             for rank, (pid, _) in enumerate(ranked):
                 docs.setdefault(sources[pid], float(len(ranked) - rank))
             run[query_id] = docs
-        return evaluate(dataset.qrels, run)["ndcg@10"]
+        if which != "mixed":
+            return f"{evaluate(dataset.qrels, run)['ndcg@10']:.4f}"
+        # The mixed set: one column per language of the question, then all of them.
+        cells = []
+        for lang in (*LANGUAGES, ""):
+            qrels = {q: j for q, j in dataset.qrels.items() if q.startswith(lang)}
+            cells.append(f"{evaluate(qrels, run)['ndcg@10']:.4f}")
+        return " | ".join(cells)
 
     rows: list[tuple[str, Fusion | None]] = [
         ("dense", lambda d, s: {k: v[0] for k, v in d.items()}),
         ("sparse", lambda d, s: {k: v[0] for k, v in s.items()}),
         ("DBSF", dbsf),
-        ("adaptive (default)", None),
+        ("adaptive (default: the rule of fusion.py)", None),
         ("RRF k=60", rrf),
     ]
     rows += [(f"dbsf {a}:{b}", weighted_dbsf(a, b)) for a, b in ((2, 1), (3, 1), (1, 2))]
     rows += [
         (f"sat(w={w}, h={h})", saturating(w, h)) for w in (0.5, 1.0, 1.5) for h in (20, 40, 80)
     ]
-    print(f"| fusion | nDCG@10 ({which}, {model}) |\n|---|---|")
+    if which == "mixed":
+        print(f"| fusion ({model}) | {' | '.join(LANGUAGES)} | all |\n|---|---|---|---|---|")
+    else:
+        print(f"| fusion | nDCG@10 ({which}, {model}) |\n|---|---|")
     for name, fuse in rows:
-        print(f"| {name} | {ndcg(fuse):.4f} |")
+        print(f"| {name} | {ndcg(fuse)} |")
+    print(f"| adaptive, no sparse floor (stop 11's rule) | {ndcg(None, 0.0)} |")
     for floor in (0.25, 0.5, 0.75, 1.0, 1.5, 2.0):
-        print(f"| adaptive, sparse hits >= {floor} x terms | {ndcg(None, floor):.4f} |")
+        print(f"| adaptive, sparse hits >= {floor} x terms | {ndcg(None, floor)} |")
     for gate in (1.0, 1.5, 2.0):
-        print(f"| adaptive, sparse out if its best < {gate} x terms | {ndcg(None, 0, gate):.4f} |")
+        print(f"| adaptive, sparse out if its best < {gate} x terms | {ndcg(None, 0.0, gate)} |")
     top = sorted(
         max((v[0] for v in s.values()), default=0.0) / terms[q] for q, (_, s) in lists.items()
     )

@@ -16,6 +16,14 @@ FUSIONS: tuple[HybridFusion, ...] = ("adaptive", "dbsf", "rrf")
 # A script must hold this share of a collection's chunks before the sparse half is
 # trusted to match it: a few stray quotes in another language are not a corpus.
 MIN_SCRIPT_SHARE = 0.02
+# A collection is one of several languages when scripts other than the query's hold at
+# least this share of its chunks: a question may then be about text in another language.
+MIXED_SHARE = 0.2
+# In such a collection, with a dense model that reads all of it, a sparse hit takes part
+# only if it scores at least this much per query term: a same-language hit that matches
+# only a word or two of a question asked about other-language text scores far less
+# (measured: benchmarks/RESULTS.md, issue 13, "mixed collections").
+SPARSE_FLOOR_PER_TERM = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,8 @@ class HalfWeights:
     dense: int
     sparse: int
     why: str
+    # Sparse hits scoring under this times the query's distinct terms are left out.
+    sparse_floor: float = 0.0
 
 
 def fusion_weights(
@@ -51,6 +61,14 @@ def fusion_weights(
     dense_reads = model_scripts is None or query_script in model_scripts
     sparse_matches = not collection_mix or collection_mix.get(query_script, 0.0) >= MIN_SCRIPT_SHARE
     if dense_reads and sparse_matches:
+        others = 1.0 - collection_mix.get(query_script, 1.0)
+        if model_scripts is None and others >= MIXED_SHARE:
+            return HalfWeights(
+                both.dense,
+                both.sparse,
+                f"{both.why}; a collection of several languages: weak sparse hits left out",
+                SPARSE_FLOOR_PER_TERM,
+            )
         return both
     if sparse_matches:
         return HalfWeights(0, 1, f"the embedding model does not read {query_script}")

@@ -135,12 +135,14 @@ class Retriever:
         # by its sparse half alone), and then the query is not even embedded.
         modes: list[SearchMode] = [mode] * len(scopes)
         weights = [(1, 1)] * len(scopes)
+        floors = [0.0] * len(scopes)
         if mode == "hybrid" and self.fusion == "adaptive":
             halves = [
                 self.halves(query, s.collection, embedders[s.collection].model_name) for s in scopes
             ]
             modes = [_mode_of(h) for h in halves]
             weights = [(max(h.dense, 1), max(h.sparse, 1)) for h in halves]
+            floors = [h.sparse_floor for h in halves]
         # One query vector per model the searched collections need.
         vectors: dict[str, np.ndarray] = {}
         for scope, scope_mode in zip(scopes, modes, strict=True):
@@ -153,7 +155,10 @@ class Retriever:
                 raise ConfigError(f"search mode {mode!r} needs a sparse encoder")
             sparse = self.sparse_encoder.embed_query(query)
         groups: list[list[Hit]] = []
-        for scope, scope_mode, scope_weights in zip(scopes, modes, weights, strict=True):
+        terms = len(sparse.indices) if sparse is not None else 0
+        for scope, scope_mode, scope_weights, floor in zip(
+            scopes, modes, weights, floors, strict=True
+        ):
             hits = self.store.search(
                 scope.collection,
                 dense=vectors.get(embedders[scope.collection].model_name),
@@ -164,6 +169,8 @@ class Retriever:
                 candidates=max(self.candidates, top_k),
                 fusion="rrf" if self.fusion == "rrf" else "dbsf",
                 weights=scope_weights,
+                # Per query term: a sparse score is a sum over the terms a chunk matches.
+                sparse_floor=floor * terms,
             )
             for hit in hits:
                 hit.metadata.setdefault("knowledge_id", scope.collection)

@@ -194,11 +194,14 @@ class VectorStore(Protocol):
         candidates: int = 100,
         fusion: Fusion = "dbsf",
         weights: tuple[int, int] = (1, 1),
+        sparse_floor: float = 0.0,
     ) -> list[Hit]:
         """Return the best points for a query, fused in the engine for ``hybrid``.
 
         ``weights`` (dense, sparse) count each half's candidate list that many times in the
         fusion: DBSF and RRF sum over lists, so (2, 1) makes the dense half count double.
+        ``sparse_floor``: in ``hybrid``, sparse candidates scoring below it are left out
+        (the prefetch's score threshold), so the fusion may see the dense list alone.
 
         ``Hit.similarity`` (dense cosine) is filled wherever a dense query is given, in the
         same round trip.

@@ -398,6 +398,7 @@ class EdgeStore:
         candidates: int = 100,
         fusion: Fusion = "dbsf",
         weights: tuple[int, int] = (1, 1),
+        sparse_floor: float = 0.0,
     ) -> list[Hit]:
         check_weights(weights)
         qe = self._qe
@@ -419,7 +420,15 @@ class EdgeStore:
                 # own, and one more HNSW search (~1 ms) is cheaper than a second round trip.
                 prefetches=[qe.Prefetch(limit=candidates, query=dense_query, filter=flt)]
                 * weights[0]
-                + [qe.Prefetch(limit=candidates, query=sparse_query, filter=flt)] * weights[1],
+                + [
+                    qe.Prefetch(
+                        limit=candidates,
+                        query=sparse_query,
+                        filter=flt,
+                        score_threshold=sparse_floor or None,
+                    )
+                ]
+                * weights[1],
                 query=qe.Fusion.Rrf(k=RRF_K) if fusion == "rrf" else qe.Fusion.Dbsf(),
                 with_payload=True,
                 with_vector=[DENSE],

@@ -279,6 +279,7 @@ class QdrantStore:
         candidates: int = 100,
         fusion: Fusion = "dbsf",
         weights: tuple[int, int] = (1, 1),
+        sparse_floor: float = 0.0,
     ) -> list[Hit]:
         check_weights(weights)
         m = self._models
@@ -293,7 +294,15 @@ class QdrantStore:
                 # A half weighted n is n identical prefetches (see EdgeStore.search).
                 prefetch=[m.Prefetch(query=dense_query, using=DENSE, limit=candidates, filter=flt)]
                 * weights[0]
-                + [m.Prefetch(query=sparse_query, using=SPARSE, limit=candidates, filter=flt)]
+                + [
+                    m.Prefetch(
+                        query=sparse_query,
+                        using=SPARSE,
+                        limit=candidates,
+                        filter=flt,
+                        score_threshold=sparse_floor or None,
+                    )
+                ]
                 * weights[1],
                 query=(
                     m.RrfQuery(rrf=m.Rrf(k=RRF_K))

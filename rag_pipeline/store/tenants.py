@@ -254,6 +254,7 @@ class TenantStore:
         candidates: int = 100,
         fusion: Fusion = "dbsf",
         weights: tuple[int, int] = (1, 1),
+        sparse_floor: float = 0.0,
     ) -> list[Hit]:
         at = self._require(name)
         hits = self.inner.search(
@@ -266,6 +267,7 @@ class TenantStore:
             candidates=candidates,
             fusion=fusion,
             weights=weights,
+            sparse_floor=sparse_floor,
         )
         out = []
         for hit in hits:

@@ -66,6 +66,23 @@ def test_a_korean_question_is_answered_by_both_halves_of_the_multilingual_collec
     assert pipeline.query(query, "korean", top_k=1, mode="dense")[0].source == "haedal.txt"
 
 
+def test_a_question_about_other_language_text_in_a_mixed_collection_is_not_lost_to_sparse(
+    pipeline: Pipeline,
+) -> None:
+    pipeline.index_sources(_items(ENGLISH | KOREAN), "bilingual")
+    assert pipeline.store.collection_model("bilingual")[0] == E5_ONNX_MODEL
+    # Bears are only written about in Korean; the English question shares a word
+    # ("sleep") with an English file.
+    query = "Where do bears sleep through the winter?"
+    retriever = pipeline.retriever("hybrid")
+    halves = retriever.halves(query, "bilingual", E5_ONNX_MODEL)
+    assert halves.sparse_floor > 0 and "several languages" in halves.why
+    sparse = pipeline.query(query, "bilingual", top_k=1, mode="sparse")
+    assert sparse[0].source in ENGLISH  # the sparse half alone answers wrong
+    hits = retriever.search(query, ["bilingual"], top_k=3)
+    assert hits[0].source == "gomgom.txt"
+
+
 def test_one_search_over_collections_of_two_models_embeds_the_query_with_each(
     pipeline: Pipeline,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_pipeline.retrieval.fusion import fusion_weights
+from rag_pipeline.retrieval.fusion import SPARSE_FLOOR_PER_TERM, fusion_weights
 
 ENGLISH_ONLY = frozenset({"Latn"})
 MULTILINGUAL = None
@@ -53,3 +53,28 @@ def test_a_leading_multilingual_model_counts_double_where_both_halves_read() -> 
     # Leaving a half out still wins over leading.
     halves = fusion_weights("Jpan", MULTILINGUAL, {"Latn": 1.0}, dense_leads=True)
     assert (halves.dense, halves.sparse) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("query", "model", "mix", "floor"),
+    [
+        # A collection of several languages and a model that reads them all: a question
+        # may be about text in another language, so weak sparse hits are left out.
+        ("Latn", MULTILINGUAL, {"Latn": 0.54, "Jpan": 0.27, "Hang": 0.19}, SPARSE_FLOOR_PER_TERM),
+        ("Hang", MULTILINGUAL, {"Latn": 0.54, "Jpan": 0.27, "Hang": 0.19}, SPARSE_FLOOR_PER_TERM),
+        # One language (a little English in Korean text is not another corpus): no floor.
+        ("Hang", MULTILINGUAL, {"Hang": 0.9, "Latn": 0.1}, 0.0),
+        ("Jpan", MULTILINGUAL, {"Jpan": 1.0}, 0.0),
+        # An English-only model cannot answer across languages: the sparse half stays whole.
+        ("Latn", ENGLISH_ONLY, {"Latn": 0.5, "Hang": 0.5}, 0.0),
+        # Languages not recorded: as before.
+        ("Latn", MULTILINGUAL, {}, 0.0),
+    ],
+)
+def test_sparse_floor_only_in_collections_of_several_languages(
+    query: str, model: frozenset[str] | None, mix: dict[str, float], floor: float
+) -> None:
+    halves = fusion_weights(query, model, mix, dense_leads=model is None)
+    assert halves.sparse_floor == floor
+    assert halves.sparse == 1
+    assert ("several languages" in halves.why) == bool(floor)

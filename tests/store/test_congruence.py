@@ -134,6 +134,33 @@ def test_weighted_hybrid_agrees_across_engines_and_changes_the_fusion(
         both[0].search("kb", dense=dense, sparse=sparse, mode="hybrid", weights=(0, 1))
 
 
+def test_sparse_floor_leaves_weak_sparse_hits_out_of_the_fusion(
+    both: tuple[VectorStore, VectorStore],
+) -> None:
+    points = make_points()
+    rng = np.random.default_rng(4)
+    dense = rng.normal(size=DIM).astype(np.float32)
+    sparse = points[5].sparse
+    assert sparse is not None
+    dense_ids = {h.id for h in both[0].search("kb", dense=dense, limit=100)}
+    scores = {h.id: h.score for h in both[0].search("kb", sparse=sparse, limit=100, mode="sparse")}
+    floor = sorted(scores.values())[-3]  # the three best sparse hits reach it
+    for s in both:
+        runs = {
+            f: {
+                h.id
+                for h in s.search(
+                    "kb", dense=dense, sparse=sparse, limit=200, mode="hybrid", sparse_floor=f
+                )
+            }
+            for f in (0.0, floor, 1e9)
+        }
+        strong = {pid for pid, score in scores.items() if score >= floor}
+        assert runs[0.0] == dense_ids | set(scores)
+        assert runs[floor] == dense_ids | strong
+        assert runs[1e9] == dense_ids  # nothing passes: the dense list alone
+
+
 def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> None:
     edge, client = both
     q = make_points()[3].vector
