@@ -43,18 +43,23 @@ def _available_cores() -> int:
 # On a CPU a batch is cut at this many tokens, padding included: measured on this project's
 # 2-core machine (benchmarks/RESULTS.md, "CPU batches by tokens"), fp32 MiniLM runs a
 # padded 8 x 256 batch slower per text than 8 single rows, and small mixed-length calls
-# (a server's) ran at half the one-row speed; 512 was the best budget for small and large calls.
+# (a server's) ran at half the one-row speed; 512 served small calls best and left the
+# indexer's large calls within noise.
 CPU_BATCH_TOKENS = 512
-# ... and a batch never pads more than this share of its tokens (a long row and short ones
-# go to separate batches).
+# ... and a batch on a CPU never pads more than this share of its tokens (a long row and
+# short ones go to separate batches).
 MAX_PADDING = 0.2
 
 
 def plan_batches(
-    lengths: Sequence[int], max_rows: int, max_tokens: int | None, max_padding: float = MAX_PADDING
+    lengths: Sequence[int],
+    max_rows: int,
+    max_tokens: int | None = None,
+    max_padding: float | None = None,
 ) -> list[np.ndarray]:
-    """Group row indices into batches, longest first; with ``max_tokens``, a batch also stays
-    within that many padded tokens (one row always fits) and pads at most ``max_padding``.
+    """Group row indices into batches of at most ``max_rows``, longest first; a batch also
+    stays within ``max_tokens`` padded tokens (one row always fits) and pads at most
+    ``max_padding`` of its tokens, where given.
 
     Token-budget batching as translation and serving stacks do it (fairseq's max_tokens, TEI's
     max_batch_tokens); a few lines over our arrays, so written here.
@@ -67,9 +72,9 @@ def plan_batches(
         end, real = start + 1, width
         while end < len(order) and end - start < max_rows:
             rows, length = end - start + 1, int(lengths[order[end]])
-            if max_tokens is not None and (
-                rows * width > max_tokens or real + length < (1 - max_padding) * rows * width
-            ):
+            if max_tokens is not None and rows * width > max_tokens:
+                break
+            if max_padding is not None and real + length < (1 - max_padding) * rows * width:
                 break
             real += length
             end += 1
@@ -205,6 +210,7 @@ class OnnxEmbedder:
         if batch_tokens is None:
             batch_tokens = CPU_BATCH_TOKENS if on_cpu else 0
         self._batch_tokens = batch_tokens or None
+        self._max_padding = MAX_PADDING if on_cpu else None
         query_default, passage_default = default_prefixes(model)
         self.query_prefix = query_default if query_prefix is None else query_prefix
         self.passage_prefix = passage_default if passage_prefix is None else passage_prefix
@@ -360,7 +366,7 @@ class OnnxEmbedder:
         encodings = tokenizer.encode_batch(list(texts))
         lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
         vectors = np.empty((len(texts), dimension), dtype=np.float32)
-        for rows in plan_batches(lengths, self._batch_size, self._batch_tokens):
+        for rows in plan_batches(lengths, self._batch_size, self._batch_tokens, self._max_padding):
             width = int(lengths[rows[0]])
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)

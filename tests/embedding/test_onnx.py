@@ -12,7 +12,7 @@ import pytest
 
 from rag_pipeline.embedding import LocalEmbedder
 from rag_pipeline.embedding.local import resolve_local_model
-from rag_pipeline.embedding.onnx import OnnxEmbedder, plan_batches
+from rag_pipeline.embedding.onnx import MAX_PADDING, OnnxEmbedder, plan_batches
 from rag_pipeline.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +147,7 @@ def test_token_budgets_keep_every_vector(onnx_cache: Path) -> None:
 def test_plan_batches_covers_each_row_once_within_limits(seed: int) -> None:
     lengths = np.random.default_rng(seed).integers(1, 300, size=97)
     for max_rows, max_tokens in ((8, None), (8, 512), (64, 512), (1, 512), (64, 100)):
-        batches = plan_batches(lengths, max_rows, max_tokens)
+        batches = plan_batches(lengths, max_rows, max_tokens, MAX_PADDING)
         rows = np.concatenate(batches)
         assert sorted(rows.tolist()) == list(range(len(lengths)))
         # Longest first, so each batch pads to its first row.
@@ -155,18 +155,20 @@ def test_plan_batches_covers_each_row_once_within_limits(seed: int) -> None:
         for batch in batches:
             assert 1 <= len(batch) <= max_rows
             width = lengths[batch[0]]
-            if max_tokens is not None and len(batch) > 1:
-                assert len(batch) * width <= max_tokens
-                assert lengths[batch].sum() >= 0.8 * len(batch) * width
+            if len(batch) > 1:
+                assert max_tokens is None or len(batch) * width <= max_tokens
+                assert lengths[batch].sum() >= (1 - MAX_PADDING) * len(batch) * width
 
 
 def test_plan_batches_separates_long_rows_from_short_ones() -> None:
     # Old plan: one batch of 4 padded to 250 (62% padding); with a budget the short rows
     # go together.
-    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8, None)] == [[1, 3, 0, 2]]
-    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8, 512)] == [[1], [3, 0, 2]]
+    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8)] == [[1, 3, 0, 2]]
+    assert [b.tolist() for b in plan_batches([40, 250, 38, 41], 8, None, 0.2)] == [[1], [3, 0, 2]]
+    # The budget alone: 4 rows of 120 fit 512 padded tokens, a fifth does not.
+    assert [len(b) for b in plan_batches([120] * 5, 8, 512)] == [4, 1]
     # A row longer than the budget still runs, alone.
-    assert [b.tolist() for b in plan_batches([900, 10], 8, 512)] == [[0], [1]]
+    assert [b.tolist() for b in plan_batches([900, 10], 8, 512, 0.2)] == [[0], [1]]
 
 
 def test_prefixes_are_applied(onnx_cache: Path, fp32_embedder: OnnxEmbedder) -> None:
