@@ -59,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cores:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
-    cache = Settings().model_cache_dir or Settings().data_dir / "models"
+    settings = Settings()
+    cache = settings.model_cache_dir or settings.data_dir / "models"
     budgets = (0, 256, 512, 1024)
     embedders = {b: OnnxEmbedder(cache_dir=cache, batch_tokens=b) for b in budgets}
     rows = []

@@ -27,7 +27,6 @@ class CachedEmbedder:
 
     def __init__(self, inner: Embedder, max_entries: int = 20_000) -> None:
         self.inner = inner
-        self.max_entries = max_entries
         self._cache: LRUCache[bytes, np.ndarray] | None = (
             LRUCache(maxsize=max_entries) if max_entries > 0 else None
         )
@@ -63,13 +62,12 @@ class CachedEmbedder:
             self.misses += len(texts) - len(found)
         missing = [i for i in range(len(texts)) if i not in found]
         # Each distinct missing text once (a batch may repeat one, e.g. empty chunks).
-        unique = list(dict.fromkeys(keys[i] for i in missing))
-        if unique:
-            first = {keys[i]: i for i in reversed(missing)}
-            fresh = np.asarray(
-                self.inner.embed_documents([texts[first[k]] for k in unique]), dtype=np.float32
-            )
-            by_key = dict(zip(unique, fresh, strict=True))
+        pending: dict[bytes, str] = {}
+        for index in missing:
+            pending.setdefault(keys[index], texts[index])
+        if pending:
+            fresh = np.asarray(self.inner.embed_documents(list(pending.values())), dtype=np.float32)
+            by_key = dict(zip(pending, fresh, strict=True))
             with self._lock:
                 for key, vector in by_key.items():
                     self._cache[key] = vector.copy()  # not a view pinning the batch

@@ -210,7 +210,8 @@ class OnnxEmbedder:
         if batch_tokens is None:
             batch_tokens = CPU_BATCH_TOKENS if on_cpu else 0
         self._batch_tokens = batch_tokens or None
-        self._max_padding = MAX_PADDING if on_cpu else None
+        # The padding cap goes with the budget: 0 is plain batches of batch_size.
+        self._max_padding = MAX_PADDING if self._batch_tokens else None
         query_default, passage_default = default_prefixes(model)
         self.query_prefix = query_default if query_prefix is None else query_prefix
         self.passage_prefix = passage_default if passage_prefix is None else passage_prefix

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rag_pipeline.languages import NO_LETTERS
@@ -63,11 +63,10 @@ def fusion_weights(
     if dense_reads and sparse_matches:
         others = 1.0 - collection_mix.get(query_script, 1.0)
         if model_scripts is None and others >= MIXED_SHARE:
-            return HalfWeights(
-                both.dense,
-                both.sparse,
-                f"{both.why}; a collection of several languages: weak sparse hits left out",
-                SPARSE_FLOOR_PER_TERM,
+            return replace(
+                both,
+                why=f"{both.why}; a collection of several languages: weak sparse hits left out",
+                sparse_floor=SPARSE_FLOOR_PER_TERM,
             )
         return both
     if sparse_matches:
