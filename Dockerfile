@@ -7,6 +7,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     RAG_DATA_DIR=/data
 
 WORKDIR /app
+# OCR: Tesseract's language data for English, Korean and Japanese (horizontal and vertical).
+COPY scripts/install-system-packages.sh ./scripts/
+RUN bash scripts/install-system-packages.sh && rm -rf /var/lib/apt/lists/*
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md LICENSE ./
 COPY rag_pipeline ./rag_pipeline

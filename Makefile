@@ -7,9 +7,13 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: setup demo test lint clean
+.PHONY: setup system demo test lint clean
 
-setup: $(VENV)/.installed
+setup: system $(VENV)/.installed
+
+# Tesseract and its Korean/Japanese/English data (apt-get on Debian/Ubuntu; see README).
+system:
+	@bash scripts/install-system-packages.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +28,7 @@ demo: setup
 	$(BIN)/rag payload "what is the refund policy?" --knowledge sample --model llama3.1 --top-k 2
 
 test: setup
+	@bash scripts/install-system-packages.sh --test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q

@@ -50,6 +50,11 @@ class ProgressBar:
         """Set the number of steps once it is known."""
         self._progress.update(self._task, total=total)
 
+    def add_to_total(self, steps: int) -> None:
+        """Grow the total by ``steps`` found along the way (pages to OCR)."""
+        total = next((t.total for t in self._progress.tasks if t.id == self._task), None)
+        self._progress.update(self._task, total=(total or 0) + steps)
+
     def advance(self, description: str, steps: int = 1) -> None:
         """Advance by ``steps`` and show ``description`` beside the bar."""
         self._progress.update(self._task, advance=steps, description=description)

@@ -123,10 +123,17 @@ def _index_runner(pipeline: Any, ray: bool, address: Optional[str]) -> Any:
 
 
 def _index_with_progress(run: Any, path: Path, knowledge: str, prune: bool) -> Any:
+    from rag_pipeline.ingest.indexer import OCR_QUEUED, OCR_READ
+
     with progress_bar("indexing") as bar:
 
         def step(source: str, status: str) -> None:
-            if status != "deleted":
+            # The bar counts files and the pages they need OCR'd (found as files open).
+            if status == OCR_QUEUED:
+                bar.add_to_total(1)
+            elif status == OCR_READ:
+                bar.advance(f"OCR: {source}")
+            elif status != "deleted":
                 bar.advance(f"{status}: {source}")
 
         return run(

@@ -91,6 +91,24 @@ class Settings(BaseSettings):
         ge=1,
         description="bytes a zip-based file (docx, pptx, xlsx, odt, epub) may expand to",
     )
+    ocr: Literal["auto", "off", "force"] = Field(
+        "auto",
+        description="auto: OCR images and PDF pages without a real text layer; off; "
+        "force: OCR every PDF page too",
+    )
+    ocr_languages: str | None = Field(
+        None,
+        description="Tesseract languages for every page, e.g. kor+eng; unset = chosen per page",
+    )
+    ocr_tessdata: Path | None = Field(
+        None, description="Tesseract's tessdata folder; unset = TESSDATA_PREFIX or the usual places"
+    )
+    ocr_dpi: int = Field(200, ge=50, le=600, description="resolution PDF pages are OCR'd at")
+    ocr_page_timeout: float = Field(120.0, gt=0, description="seconds OCR may spend on one page")
+    max_pages: int = Field(2000, ge=1, description="pages one PDF or image file may have")
+    max_image_pixels: int = Field(
+        89_478_485, ge=1, description="pixels one page image may have (Pillow's bomb limit)"
+    )
     workers: int | None = Field(
         None, ge=0, description="extraction worker processes; unset = one per core, 0 = none"
     )
@@ -118,7 +136,12 @@ class Settings(BaseSettings):
     context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
 
     @field_validator(
-        "qdrant_url", "embedding_base_url", "qdrant_api_key", "embedding_api_key", "ray_address"
+        "qdrant_url",
+        "embedding_base_url",
+        "qdrant_api_key",
+        "embedding_api_key",
+        "ray_address",
+        "ocr_languages",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -136,10 +159,21 @@ class Settings(BaseSettings):
         return self
 
     def load_limits(self) -> LoadLimits:
-        """The per-file limits loaders enforce."""
-        from rag_pipeline.loaders import LoadLimits
+        """The per-file limits loaders enforce, and how they OCR."""
+        from rag_pipeline.loaders import LoadLimits, OcrConfig
 
-        return LoadLimits(self.max_file_bytes, self.max_extracted_chars, self.max_unzipped_bytes)
+        ocr = OcrConfig(
+            mode=self.ocr,
+            languages=self.ocr_languages,
+            tessdata=str(self.ocr_tessdata) if self.ocr_tessdata else None,
+            dpi=self.ocr_dpi,
+            page_timeout=self.ocr_page_timeout,
+            max_pages=self.max_pages,
+            max_pixels=self.max_image_pixels,
+        )
+        return LoadLimits(
+            self.max_file_bytes, self.max_extracted_chars, self.max_unzipped_bytes, ocr
+        )
 
     def collection_config(self) -> CollectionConfig:
         """How the store lays out the collections it creates."""

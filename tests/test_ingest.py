@@ -65,8 +65,10 @@ def test_index_then_skip_then_update_then_delete(pipeline: Pipeline, docs: Path)
     counter = pipeline.embedder
     first = pipeline.index(docs, "kb")
     assert sorted(first.added) == ["refunds.md", "sub/boots.html", "tents.txt"]
-    assert [e["path"] for e in first.errors] == ["broken.pdf"]
+    # A broken image is no longer skipped without a word: it is read (OCR) and fails.
+    assert [e["path"] for e in first.errors] == ["broken.pdf", "photo.png"]
     assert "pdf" in first.errors[0]["error"].lower()
+    assert first.errors[1]["error"].startswith("corrupt or unreadable image")
     assert not first.ok
     embedded_first = counter.embedded
     assert embedded_first == first.chunks_added > 0
@@ -93,8 +95,17 @@ def test_index_then_skip_then_update_then_delete(pipeline: Pipeline, docs: Path)
     assert "sub/boots.html" not in sources
 
     report = fourth.to_dict()
-    assert set(report) == {"knowledge_id", "files", "chunks", "errors", "interrupted", "seconds"}
-    assert report["files"] == {"added": 0, "updated": 0, "skipped": 2, "deleted": 1, "failed": 1}
+    assert set(report) == {
+        "knowledge_id",
+        "files",
+        "chunks",
+        "pages_ocr",
+        "errors",
+        "interrupted",
+        "seconds",
+    }
+    assert report["pages_ocr"] == 0
+    assert report["files"] == {"added": 0, "updated": 0, "skipped": 2, "deleted": 1, "failed": 2}
 
 
 def test_a_failed_file_does_not_damage_what_is_stored(pipeline: Pipeline, docs: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import itertools
 import logging
 import multiprocessing
@@ -25,18 +27,21 @@ from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
 from rag_pipeline.ingest.prepare import (
     Failed,
+    Paged,
     PrepareConfig,
     Prepared,
     Preparer,
     init_worker,
     prepare_batch_in_worker,
+    read_page_in_worker,
     reason,
 )
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.ingest.sources import SourceItem, walk_files
 from rag_pipeline.languages import NO_LETTERS
-from rag_pipeline.loaders import LoadLimits
+from rag_pipeline.loaders import PAGED_SUFFIXES, LoadLimits, PageRef, finish, is_supported
 from rag_pipeline.store.base import StoredPoint, VectorStore
+from rag_pipeline.types import Document
 
 # Chunks embedded per call: many files' chunks together let the model sort them by length
 # and fill its batches; a few hundred keeps memory bounded.
@@ -54,6 +59,24 @@ _STATE_FIELDS = ["source", "key", "file_hash", "file_chunks", "root"]
 
 
 _Task = tuple[SourceItem, str, str]
+# Progress events of OCR: a page found to need it, a page read.
+OCR_QUEUED, OCR_READ = "ocr_queued", "ocr_page"
+
+
+@dataclass(frozen=True, slots=True)
+class _PageEvent:
+    source: str
+    status: str
+
+
+@dataclass
+class _Scan:
+    """A source whose pages are being OCR'd across the workers."""
+
+    paged: Paged
+    read: list[Document | None] = field(default_factory=list)
+    waiting: int = 0  # pages queued or in flight
+    error: str | None = None
 
 
 def _batches(planned: Iterator[_Task]) -> Iterator[list[_Task]]:
@@ -68,6 +91,12 @@ def _batches(planned: Iterator[_Task]) -> Iterator[list[_Task]]:
             batch, size = [], 0
     if batch:
         yield batch
+
+
+def _may_ocr(task: _Task) -> bool:
+    """Whether a source may have pages to OCR (a PDF or an image file)."""
+    path = task[0].path
+    return path is not None and path.suffix.lower() in PAGED_SUFFIXES
 
 
 def _quietly(load: Callable[[], object]) -> None:
@@ -110,6 +139,13 @@ class _Run:
                 self.report.errors.append({"path": source, "error": error})
             else:
                 getattr(self.report, status).append(source)
+            self.notify(source, status)
+
+    def page(self, source: str, status: str) -> None:
+        """Note a page queued for OCR or read (the progress bar counts pages too)."""
+        with self.lock:
+            if status == OCR_READ:
+                self.report.pages_ocr += 1
             self.notify(source, status)
 
     def written(self, source: str, status: str, chunks: int, deleted: int) -> None:
@@ -285,7 +321,10 @@ class Indexer:
         if not root.exists():
             raise ConfigError(f"no such file or folder: {path}")
         base = root.parent if root.is_file() else root
-        items = [SourceItem.from_file(f, f.relative_to(base).as_posix()) for f in walk_files(root)]
+        # Every file is listed, those no loader reads too: they are reported as failed, by
+        # name and why, never skipped without a word.
+        files = walk_files(root, supported_only=False)
+        items = [SourceItem.from_file(f, f.relative_to(base).as_posix()) for f in files]
         if on_total is not None:
             on_total(len(items))
         return self.run(
@@ -352,9 +391,16 @@ class Indexer:
         pending: list[Prepared] = []
         pending_chunks = 0
         for result in self._prepare(self._preloading(planned, run)):
+            if isinstance(result, _PageEvent):
+                run.page(result.source, result.status)
+                continue
             if isinstance(result, Failed):
                 run.record(result.source, "failed", result.reason)
                 continue
+            if result.ocr_pages:
+                for _ in range(result.ocr_pages):
+                    run.page(result.name, OCR_QUEUED)
+                    run.page(result.name, OCR_READ)
             pending.append(result)
             pending_chunks += len(result.chunks)
             if pending_chunks >= self.embed_group:
@@ -429,6 +475,10 @@ class Indexer:
         for item in items:
             identity = item.identity
             run.seen.add(identity)
+            if item.path is not None and not is_supported(item.path):
+                suffix = item.path.suffix.lower() or "(no suffix)"
+                run.record(identity, "failed", f"unsupported file type {suffix}")
+                continue
             try:
                 fingerprint = item.resolve_fingerprint(self.limits.max_bytes)
             except RagError as exc:
@@ -463,10 +513,12 @@ class Indexer:
         yield first
         yield from planned
 
-    def _prepare(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
+    def _prepare(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed | _PageEvent]:
         """Yield prepared sources, from worker processes, or inline for small runs."""
         first = list(itertools.islice(planned, INLINE_MAX + 1))
-        if self.workers == 0 or len(first) <= INLINE_MAX:
+        # One scan alone is still worth the workers: its pages are read in parallel.
+        few = len(first) <= INLINE_MAX and not (self.workers > 1 and any(map(_may_ocr, first)))
+        if self.workers == 0 or few:
             yield from self._prepare_inline(itertools.chain(first, planned))
             return
         yield from self._prepare_in_pool(itertools.chain(first, planned))
@@ -479,7 +531,7 @@ class Indexer:
     def _pool(self) -> ProcessPoolExecutor:
         sparse = self.sparse_encoder.config if self.sparse_encoder is not None else None
         config = PrepareConfig(
-            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.limits
+            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.limits, True
         )
         # forkserver, not fork: the model runtime and the store already run threads here,
         # and a forked copy of a locked mutex deadlocks.
@@ -489,36 +541,100 @@ class Indexer:
             self.workers, mp_context=context, initializer=init_worker, initargs=(config,)
         )
 
-    def _prepare_in_pool(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
-        # Look-ahead is bounded: a few batches per worker in flight, so memory does not
-        # grow with the folder.
+    def _prepare_in_pool(
+        self, planned: Iterator[_Task]
+    ) -> Iterator[Prepared | Failed | _PageEvent]:
+        # Look-ahead is bounded: a few tasks per worker in flight, so memory does not grow
+        # with the folder. A scan's pages are tasks of their own, so one 200-page scan
+        # keeps every worker busy; pages and finished scans go before new files, so the
+        # scans already opened finish first.
         window = self.workers * 2
         batches = _batches(planned)
-        retried: set[str] = set()
+        retried: set[object] = set()
         produced = restarts = 0
+        scans: dict[str, _Scan] = {}
+        pages: collections.deque[PageRef] = collections.deque()
+        ready: collections.deque[_Task] = collections.deque()
         pool = self._pool()
-        in_flight: dict[Future[list[Prepared | Failed]], list[_Task]] = {}
+        in_flight: dict[Future[Any], tuple[str, Any]] = {}
+
+        def submit(work: tuple[str, Any]) -> None:
+            kind, what = work
+            if kind == "page":
+                in_flight[pool.submit(read_page_in_worker, what)] = work
+            else:
+                in_flight[pool.submit(prepare_batch_in_worker, what)] = work
+
+        def next_work() -> tuple[str, Any] | None:
+            if ready:
+                return "batch", [ready.popleft()]
+            while pages:
+                page = pages.popleft()
+                if scans[page.source].error is None:
+                    return "page", page
+                scans[page.source].waiting -= 1  # its file already failed: not read
+            batch = next(batches, None)
+            return None if batch is None else ("batch", batch)
+
+        def page_done(page: PageRef, result: Document | Failed | None) -> Iterator[Any]:
+            scan = scans[page.source]
+            scan.waiting -= 1
+            if isinstance(result, Failed):
+                scan.error = scan.error or result.reason
+            else:
+                scan.read.append(result)
+                yield _PageEvent(page.source, OCR_READ)
+            yield from finish_scan(page.source)
+
+        def finish_scan(source: str) -> Iterator[Any]:
+            scan = scans[source]
+            if scan.waiting > 0:
+                return
+            del scans[source]
+            paged = scan.paged
+            if scan.error is not None:
+                yield Failed(paged.item.identity, scan.error)
+                return
+            try:
+                documents = finish(paged.extraction, scan.read, self.limits)
+            except RagError as exc:
+                yield Failed(paged.item.identity, reason(exc))
+                return
+            item = dataclasses.replace(paged.item, path=None, documents=tuple(documents))
+            ready.append((item, paged.fingerprint, paged.status))
+
         try:
             while True:
-                while len(in_flight) < window and (batch := next(batches, None)) is not None:
-                    in_flight[pool.submit(prepare_batch_in_worker, batch)] = batch
+                while len(in_flight) < window and (work := next_work()) is not None:
+                    submit(work)
                 if not in_flight:
                     return
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                broken: list[_Task] = []
+                broken: list[tuple[str, Any]] = []
                 for future in done:
-                    batch = in_flight.pop(future)
+                    work = in_flight.pop(future)
                     try:
                         results = future.result()
                     except BrokenProcessPool:
-                        broken.extend(batch)
+                        broken.append(work)
+                        continue
+                    if work[0] == "page":
+                        produced += 1
+                        yield from page_done(work[1], results)
                         continue
                     produced += len(results)
-                    yield from results
+                    for result in results:
+                        if isinstance(result, Paged):
+                            source = result.item.source
+                            scans[source] = _Scan(result, waiting=len(result.extraction.pages))
+                            pages.extend(result.extraction.pages)
+                            for _ in result.extraction.pages:
+                                yield _PageEvent(source, OCR_QUEUED)
+                        else:
+                            yield result
                 if not broken:
                     continue
-                for batch in in_flight.values():
-                    broken.extend(batch)
+                broken.extend(in_flight.values())
                 in_flight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
                 restarts += 1
@@ -526,20 +642,45 @@ class Indexer:
                     # Workers that never work (e.g. a script without a __main__ guard,
                     # re-run by every worker) must not fail the run: go on inline.
                     log.warning("extraction workers keep failing; preparing in this process")
-                    yield from self._prepare_inline(itertools.chain(broken, planned))
+                    yield from self._pool_gave_up(broken, scans, pages, ready, planned)
                     return
                 # A worker died (a loader crashed in C, or ran out of memory): the pool is
-                # gone. Every source that was in flight is tried again alone in a new
-                # pool; one that breaks it a second time is reported, the rest go on.
+                # gone. Every task that was in flight is tried again alone in a new pool;
+                # one that breaks it a second time is reported, the rest go on.
                 pool = self._pool()
-                for task in broken:
-                    if task[0].identity in retried:
-                        yield Failed(task[0].identity, "extraction crashed its worker process")
-                    else:
-                        retried.add(task[0].identity)
-                        in_flight[pool.submit(prepare_batch_in_worker, [task])] = [task]
+                for kind, what in broken:
+                    tasks = [what] if kind == "page" else what
+                    for task in tasks:
+                        key = (task.source, task.number) if kind == "page" else task[0].identity
+                        if key not in retried:
+                            retried.add(key)
+                            submit((kind, task if kind == "page" else [task]))
+                        elif kind == "page":
+                            crashed = Failed(
+                                task.source, f"page {task.number}: OCR crashed its worker process"
+                            )
+                            yield from page_done(task, crashed)
+                        else:
+                            yield Failed(task[0].identity, "extraction crashed its worker process")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pool_gave_up(
+        self,
+        broken: list[tuple[str, Any]],
+        scans: dict[str, _Scan],
+        pages: collections.deque[PageRef],
+        ready: collections.deque[_Task],
+        planned: Iterator[_Task],
+    ) -> Iterator[Prepared | Failed | _PageEvent]:
+        """Go on without workers: scans whose pages were being read are read again here."""
+        tasks = [task for kind, what in broken if kind == "batch" for task in what]
+        tasks.extend(ready)
+        for scan in scans.values():
+            item = scan.paged.item
+            tasks.append((item, scan.paged.fingerprint, scan.paged.status))
+        pages.clear()
+        yield from self._prepare_inline(itertools.chain(tasks, planned))
 
     def _embed(self, batch: list[Prepared], run: _Run, writer: _Writer) -> None:
         if not batch:

@@ -11,9 +11,9 @@ from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
 from rag_pipeline.languages import script_of
-from rag_pipeline.loaders import LoadLimits, load_file
+from rag_pipeline.loaders import Extraction, LoadLimits, PageRef, extract, finish, read_page
 from rag_pipeline.store.base import SparseVector
-from rag_pipeline.types import Chunk
+from rag_pipeline.types import Chunk, Document
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,7 @@ class PrepareConfig:
     chunk_overlap: int
     sparse: dict[str, Any] | None
     limits: LoadLimits
+    split_pages: bool = False
 
 
 @dataclass(slots=True)
@@ -38,6 +39,18 @@ class Prepared:
     sparse: list[SparseVector] | None
     name: str = ""  # the name stored as the chunks' ``source``
     payload: Mapping[str, Any] | None = None
+    ocr_pages: int = 0  # pages OCR'd while preparing it (here, not in other workers)
+
+
+@dataclass(frozen=True, slots=True)
+class Paged:
+    """A source with pages to OCR: the run reads them across its workers, then ``finish``es
+    the extraction and prepares the source from the Documents."""
+
+    item: SourceItem
+    fingerprint: str
+    status: str
+    extraction: Extraction
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +62,19 @@ class Failed:
 
 
 class Preparer:
-    """Turn a source item into chunks, embedding texts and sparse vectors."""
+    """Turn a source item into chunks, embedding texts and sparse vectors.
 
-    def __init__(self, chunker: Chunker, sparse_encoder: Any, limits: LoadLimits) -> None:
+    With ``split_pages`` a file with pages to OCR comes back as ``Paged`` (its pages are
+    read by many workers at once); without, its pages are read here, one after another.
+    """
+
+    def __init__(
+        self, chunker: Chunker, sparse_encoder: Any, limits: LoadLimits, split_pages: bool = False
+    ) -> None:
         self.chunker = chunker
         self.sparse_encoder = sparse_encoder
         self.limits = limits
+        self.split_pages = split_pages
 
     @classmethod
     def from_config(cls, config: PrepareConfig) -> Preparer:
@@ -64,13 +84,22 @@ class Preparer:
             from rag_pipeline.embedding.sparse import SparseEncoder
 
             sparse = SparseEncoder(**config.sparse)
-        return cls(Chunker(config.chunk_size, config.chunk_overlap), sparse, config.limits)
+        chunker = Chunker(config.chunk_size, config.chunk_overlap)
+        return cls(chunker, sparse, config.limits, split_pages=config.split_pages)
 
-    def __call__(self, item: SourceItem, fingerprint: str, status: str) -> Prepared | Failed:
+    def __call__(
+        self, item: SourceItem, fingerprint: str, status: str
+    ) -> Prepared | Paged | Failed:
+        ocr_pages = 0
         try:
             documents: Any = item.documents
             if item.path is not None:
-                documents = load_file(item.path, source=item.source, limits=self.limits)
+                extraction = extract(item.path, source=item.source, limits=self.limits)
+                if extraction.pages and self.split_pages:
+                    return Paged(item, fingerprint, status, extraction)
+                read = [read_page(page, self.limits.ocr) for page in extraction.pages]
+                ocr_pages = len(read)
+                documents = finish(extraction, read, self.limits)
             # Chunk ids derive from the identity, so equal names never share a point.
             chunks = self.chunker.split(documents, item.identity)
             if not chunks:
@@ -88,7 +117,15 @@ class Preparer:
         except Exception as exc:  # a loader library bug must fail this file, not the run
             return Failed(item.identity, f"{type(exc).__name__}: {exc}")
         return Prepared(
-            item.identity, fingerprint, status, chunks, texts, sparse, item.source, item.payload
+            item.identity,
+            fingerprint,
+            status,
+            chunks,
+            texts,
+            sparse,
+            item.source,
+            item.payload,
+            ocr_pages,
         )
 
 
@@ -111,7 +148,20 @@ def init_worker(config: PrepareConfig) -> None:
     _worker = Preparer.from_config(config)
 
 
-def prepare_batch_in_worker(tasks: list[tuple[SourceItem, str, str]]) -> list[Prepared | Failed]:
+def prepare_batch_in_worker(
+    tasks: list[tuple[SourceItem, str, str]],
+) -> list[Prepared | Paged | Failed]:
     """Pool task: prepare (item, fingerprint, status) tasks with this process's Preparer."""
     assert _worker is not None, "init_worker did not run"
     return [_worker(*task) for task in tasks]
+
+
+def read_page_in_worker(page: PageRef) -> Document | Failed | None:
+    """Pool task: OCR one page (None: it holds no text; Failed: it cannot be read)."""
+    assert _worker is not None, "init_worker did not run"
+    try:
+        return read_page(page, _worker.limits.ocr)
+    except RagError as exc:  # returned, not raised: our errors do not survive pickling
+        return Failed(page.source, reason(exc))
+    except Exception as exc:
+        return Failed(page.source, f"page {page.number}: {type(exc).__name__}: {exc}")

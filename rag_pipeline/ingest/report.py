@@ -26,6 +26,8 @@ class IndexReport:
     interrupted: bool = False
     # Chunks now stored per source written or skipped (a server records them per file).
     chunk_counts: dict[str, int] = field(default_factory=dict)
+    # Pages read by OCR (a re-run that finds every file unchanged reads none).
+    pages_ocr: int = 0
 
     @property
     def failed(self) -> list[str]:
@@ -49,6 +51,7 @@ class IndexReport:
                 "failed": len(self.errors),
             },
             "chunks": {"added": self.chunks_added, "deleted": self.chunks_deleted},
+            "pages_ocr": self.pages_ocr,
             "errors": list(self.errors),
             "interrupted": self.interrupted,
             "seconds": round(self.seconds, 3),

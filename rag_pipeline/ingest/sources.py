@@ -86,8 +86,9 @@ class SourceItem:
         return documents_sha256(self.documents or ())
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Yield supported files under ``root`` in a stable order, skipping hidden entries."""
+def walk_files(root: Path, *, supported_only: bool = True) -> Iterator[Path]:
+    """Yield files under ``root`` in a stable order, skipping hidden entries; with
+    ``supported_only``, only those a loader reads (an index names the others as failed)."""
     if root.is_file():
         yield root
         return
@@ -95,7 +96,7 @@ def walk_files(root: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and is_supported(path):
+            if not name.startswith(".") and (not supported_only or is_supported(path)):
                 yield path
 
 

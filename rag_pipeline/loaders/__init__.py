@@ -5,13 +5,27 @@ from __future__ import annotations
 import importlib
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag_pipeline.errors import LoaderError
+from rag_pipeline.loaders.ocr import OcrConfig
+from rag_pipeline.loaders.pages import Extraction, PageRef, merge_pages, read_page
 from rag_pipeline.types import Document
 
-__all__ = ["SUPPORTED_SUFFIXES", "LoadLimits", "is_supported", "load_file"]
+__all__ = [
+    "PAGED_SUFFIXES",
+    "SUPPORTED_SUFFIXES",
+    "Extraction",
+    "LoadLimits",
+    "OcrConfig",
+    "PageRef",
+    "extract",
+    "finish",
+    "is_supported",
+    "load_file",
+    "read_page",
+]
 
 # suffix -> (module in this package, function in it, MIME type)
 _LOADERS: dict[str, tuple[str, str, str]] = {
@@ -46,7 +60,22 @@ _LOADERS: dict[str, tuple[str, str, str]] = {
     ".eml": ("email", "load_eml", "message/rfc822"),
     ".msg": ("email", "load_msg", "application/vnd.ms-outlook"),
     ".epub": ("epub", "load_epub", "application/epub+zip"),
+    ".png": ("image", "load_image", "image/png"),
+    ".jpg": ("image", "load_image", "image/jpeg"),
+    ".jpeg": ("image", "load_image", "image/jpeg"),
+    ".tif": ("image", "load_image", "image/tiff"),
+    ".tiff": ("image", "load_image", "image/tiff"),
+    ".bmp": ("image", "load_image", "image/bmp"),
+    ".webp": ("image", "load_image", "image/webp"),
+    ".gif": ("image", "load_image", "image/gif"),
+    ".heic": ("image", "load_image", "image/heic"),
+    ".heif": ("image", "load_image", "image/heif"),
 }
+# Loaders that read page by page: they take the OCR settings and return an Extraction
+# (text-layer pages, and pages left to OCR); the others return Documents.
+_PAGED = {"pdf", "image"}
+# Suffixes of files that may have pages to OCR.
+PAGED_SUFFIXES: frozenset[str] = frozenset(k for k, v in _LOADERS.items() if v[0] in _PAGED)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
 # Formats that are zip archives: their parts are checked before anything is decompressed.
@@ -58,11 +87,13 @@ MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class LoadLimits:
-    """What one file may cost: bytes on disk, bytes once unzipped, characters of text."""
+    """What one file may cost: bytes on disk, bytes once unzipped, characters of text,
+    and how (and how far) its pages without text are OCR'd."""
 
     max_bytes: int | None = None
     max_chars: int | None = MAX_EXTRACTED_CHARS
     max_unzipped_bytes: int | None = MAX_UNZIPPED_BYTES
+    ocr: OcrConfig = field(default_factory=OcrConfig)
 
 
 def is_supported(path: str | os.PathLike[str]) -> bool:
@@ -77,16 +108,28 @@ def load_file(
     max_bytes: int | None = None,
     limits: LoadLimits | None = None,
 ) -> list[Document]:
-    """Extract the text of one file as one or more Documents (PDFs: one per page with text).
+    """Extract the text of one file as one or more Documents (PDFs and images: one per page
+    with text, OCR'd here where a page has no text layer).
 
     ``limits`` (default: ``LoadLimits(max_bytes=max_bytes)``) bound what a file may cost;
     past one it is a LoaderError, raised before the costly part where it can be.
     """
+    limits = limits or LoadLimits(max_bytes=max_bytes)
+    extraction = extract(path, source=source, limits=limits)
+    return finish(extraction, [read_page(page, limits.ocr) for page in extraction.pages], limits)
+
+
+def extract(
+    path: str | os.PathLike[str], *, source: str | None = None, limits: LoadLimits | None = None
+) -> Extraction:
+    """The first, cheap part of ``load_file``: checks, text layers, and the pages to OCR.
+
+    ``read_page`` each of ``pages`` (anywhere: they are independent), then ``finish``.
+    """
     from rag_pipeline.loaders._signature import check_signature
 
-    limits = limits or LoadLimits(max_bytes=max_bytes)
+    limits = limits or LoadLimits()
     max_bytes = limits.max_bytes
-
     path = Path(path)
     source = str(path) if source is None else source
     suffix = path.suffix.lower()
@@ -111,7 +154,10 @@ def load_file(
         if suffix in _ZIPPED and limits.max_unzipped_bytes is not None:
             _check_unzipped_size(path, source, limits.max_unzipped_bytes)
         module = importlib.import_module(f"rag_pipeline.loaders.{module_name}")
-        documents: list[Document] = getattr(module, function_name)(path, source)
+        if module_name in _PAGED:
+            extraction: Extraction = getattr(module, function_name)(path, source, limits.ocr)
+        else:
+            extraction = Extraction(tuple(getattr(module, function_name)(path, source)))
     except LoaderError:
         raise
     except OSError as exc:
@@ -119,16 +165,37 @@ def load_file(
     except Exception as exc:  # the one place library errors become ours
         detail = _exception_detail(exc, path)
         raise LoaderError(source, f"corrupt or unreadable {suffix[1:]}: {detail}") from exc
+    base = {"source": source, "stem": path.stem, "content_type": content_type}
+    return Extraction(extraction.documents, extraction.pages, extraction.title, base)
 
-    documents = [doc for doc in documents if doc.text.strip()]
+
+def finish(
+    extraction: Extraction, read: list[Document | None], limits: LoadLimits | None = None
+) -> list[Document]:
+    """The file's Documents from an ``extract`` and its OCR'd pages (``read``, any order).
+
+    Raises LoaderError when the file yields no text or more than the limit.
+    """
+    limits = limits or LoadLimits()
+    base = extraction.base
+    source = base["source"]
+    documents = [doc for doc in merge_pages(extraction, read) if doc.text.strip()]
     if not documents:
-        raise LoaderError(source, "no extractable text (scanned or image-only?)")
+        if extraction.pages:
+            raise LoaderError(source, "no text found: OCR read nothing on its pages")
+        if base["content_type"] == "application/pdf":
+            if limits.ocr.mode == "off":
+                raise LoaderError(source, "no extractable text, and OCR is off (RAG_OCR=off)")
+            raise LoaderError(source, "no extractable text (no text layer and no images)")
+        raise LoaderError(source, "no extractable text")
     chars = sum(len(doc.text) for doc in documents)
     if limits.max_chars is not None and chars > limits.max_chars:
         # A small file can hold a great deal of text (a 49 KB docx held 2 MB): it would
         # take the embedder minutes while everyone else's files wait.
         raise LoaderError(source, f"too much text: {chars} characters > limit {limits.max_chars}")
-    return [_with_base_metadata(doc, source, path.stem, content_type) for doc in documents]
+    return [
+        _with_base_metadata(doc, source, base["stem"], base["content_type"]) for doc in documents
+    ]
 
 
 def _check_unzipped_size(path: Path, source: str, limit: int) -> None:

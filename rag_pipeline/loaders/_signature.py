@@ -16,6 +16,11 @@ _TEXT_SUFFIXES = {
     ".txt", ".text", ".csv", ".tsv", ".json", ".jsonl", ".md", ".markdown", ".html", ".htm",
     ".eml",
 }  # fmt: skip
+# PNG, JPEG, GIF, BMP, TIFF (both byte orders), WebP (HEIC: "ftyp" at offset 4).
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+_IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic", ".heif",
+}  # fmt: skip
 
 
 def looks_like_text(head: bytes) -> bool:
@@ -53,6 +58,11 @@ def check_signature(path: Path, suffix: str, source: str) -> None:
     elif suffix == ".rtf":
         if not head.lstrip().startswith(b"{\\rtf"):
             raise LoaderError(source, f"not an RTF file (content looks like {content})")
+    elif suffix in _IMAGE_SUFFIXES:
+        # Pillow names the damage of a file that starts like an image; one that does not,
+        # and reads as text, is not an image at all.
+        if content == "text" and not head.startswith(_IMAGE_MAGIC) and head[4:8] != b"ftyp":
+            raise LoaderError(source, "not an image file (content looks like text)")
     elif suffix in _TEXT_SUFFIXES and content != "text":
         raise LoaderError(source, "not a text file (content looks like binary data)")
 

@@ -325,3 +325,61 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path: Path) -> None:
     assert final["interrupted"] is False
     assert final["files"]["skipped"] >= added
     assert final["files"]["skipped"] + final["files"]["added"] + final["files"]["updated"] == 200
+
+
+def test_scans_are_read_page_by_page_and_never_twice(tmp_path: Path, local_embedder) -> None:
+    from rag_pipeline.ingest.indexer import OCR_QUEUED, OCR_READ
+    from rag_pipeline.loaders.ocr import find_tessdata
+    from tests.scanned_pages import image_pdf, page
+
+    if find_tessdata(None) is None:
+        pytest.skip("Tesseract's language data is not installed")
+    docs = write_corpus(tmp_path / "docs", 3)
+    subjects = ["cranes", "ships", "trains", "trucks", "bicycles"]
+    pages = [page("en", [f"This scanned page is about {s} and harbours"]) for s in subjects]
+    image_pdf(docs / "scan.pdf", pages[:3])
+    pages[3].save(docs / "fax.tiff", save_all=True, append_images=[pages[4]])
+    (docs / "notes.xyz").write_text("a format no loader reads")
+    snapshots = []
+    for workers in (0, 2):
+        events: list[tuple[str, str]] = []
+        settings = Settings(data_dir=tmp_path / f"data{workers}", workers=workers)
+        with Pipeline(settings, embedder=local_embedder) as pipeline:
+            report = pipeline.index(docs, "kb", progress=lambda s, st, e=events: e.append((s, st)))
+            assert report.pages_ocr == 5
+            assert sorted(report.added) == [
+                "doc000.md",
+                "doc001.md",
+                "doc002.md",
+                "fax.tiff",
+                "scan.pdf",
+            ]
+            # A file no loader reads is named, with why, not skipped without a word.
+            assert report.errors == [{"path": "notes.xyz", "error": "unsupported file type .xyz"}]
+            queued = sorted(s for s, st in events if st == OCR_QUEUED)
+            assert queued == sorted(s for s, st in events if st == OCR_READ)
+            assert queued == ["fax.tiff"] * 2 + ["scan.pdf"] * 3
+            snapshots.append(snapshot(pipeline, "kb"))
+            scanned = [
+                json.loads(payload)
+                for payload, _ in snapshots[-1].values()
+                if json.loads(payload)["source"] in ("scan.pdf", "fax.tiff")
+            ]
+            assert sorted((p["source"], p["page"]) for p in scanned) == [
+                ("fax.tiff", 1),
+                ("fax.tiff", 2),
+                ("scan.pdf", 1),
+                ("scan.pdf", 2),
+                ("scan.pdf", 3),
+            ]
+            for payload in scanned:
+                assert payload["ocr"] is True and payload["ocr_confidence"] > 80
+                assert (
+                    subjects[payload["page"] - 1 + (3 if payload["source"] == "fax.tiff" else 0)]
+                    in payload["text"]
+                )
+            again = pipeline.index(docs, "kb")
+            assert again.pages_ocr == 0
+            assert len(again.skipped) == 5 and not again.added
+    inline, pooled = snapshots
+    assert inline == pooled

@@ -161,13 +161,13 @@ def test_pdf_without_text(tmp_path: Path) -> None:
     writer.add_blank_page(200, 200)
     with path.open("wb") as file:
         writer.write(file)
-    assert _reason(path) == "no extractable text (scanned or image-only?)"
+    assert _reason(path) == "no extractable text (no text layer and no images)"
 
 
 def test_whitespace_only_text_file(tmp_path: Path) -> None:
     path = tmp_path / "blank.txt"
     path.write_text("  \n\t\n")
-    assert _reason(path) == "no extractable text (scanned or image-only?)"
+    assert _reason(path) == "no extractable text"
 
 
 def test_supported_suffixes_and_case_insensitive_dispatch(tmp_path: Path) -> None:

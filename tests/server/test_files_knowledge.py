@@ -325,3 +325,30 @@ def test_sync_diff_and_cleanup_speak_open_webuis_shapes(world: World) -> None:
     assert gone.status_code == 404
     kept = httpx.get(f"{world.url}/api/v1/files/{world.zebra_id}", headers=headers)
     assert kept.status_code == 200
+
+
+def test_an_uploaded_scan_is_read_and_found(world: World) -> None:
+    import io
+
+    from tests.scanned_pages import page
+
+    image = io.BytesIO()
+    page("en", ["The lighthouse keeper logs every passing tanker"]).save(image, "PNG")
+    response = httpx.post(
+        f"{world.url}/api/v1/files/",
+        headers=world.admin.headers,
+        files={"file": ("logbook.png", image.getvalue(), "image/png")},
+        timeout=30,
+    )
+    response.raise_for_status()
+    file_id = response.json()["id"]
+    status = wait_processed(world.url, world.admin.key, file_id)
+    assert status["status"] == "completed", status
+    found = httpx.post(
+        f"{world.url}/api/v1/retrieval/query/doc",
+        headers=world.admin.headers,
+        json={"collection_name": f"file-{file_id}", "query": "lighthouse keeper tanker"},
+        timeout=30,
+    ).json()
+    assert "lighthouse keeper" in found["documents"][0][0]
+    assert found["metadatas"][0][0]["ocr"] is True

@@ -228,7 +228,7 @@ def test_binary_content_without_a_format_is_a_400_saying_so(
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("archive.zip", "application/zip"), ("photo.png", "image/png")],
+    [("archive.zip", "application/zip"), ("clip.mp4", "video/mp4")],
 )
 def test_a_type_we_cannot_read_is_a_415(
     world: World, name: str | None, content_type: str | None
@@ -311,3 +311,47 @@ def test_real_files_come_back_as_load_file_reads_them(world: World, relative: st
             want["page"] = doc.metadata["page"] - 1
             want["page_label"] = str(doc.metadata["page"])
         assert item["metadata"] == want
+
+
+def _png(image: Any) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def test_an_image_is_read_by_ocr(world: World) -> None:
+    from tests.scanned_pages import page
+
+    (item,) = ok(put(world, _png(page("en")), "receipt.png", "image/png"))
+    assert "harbour crane" in item["page_content"]
+    metadata = item["metadata"]
+    assert metadata["ocr"] is True and metadata["ocr_confidence"] > 80
+    assert (metadata["page"], metadata["page_label"]) == (0, "1")
+    # Open WebUI sends what it calls the type; a photo without a usable name is read too.
+    (unnamed,) = ok(put(world, _png(page("en")), None, "image/png"))
+    assert "harbour crane" in unnamed["page_content"]
+
+
+def test_a_multi_page_fax_is_one_item_per_page(world: World) -> None:
+    from tests.scanned_pages import page
+
+    out = io.BytesIO()
+    first, second = page("en", ["Page one talks about cranes"]), page("en", ["Ships on two"])
+    first.save(out, "TIFF", save_all=True, append_images=[second])
+    items = ok(put(world, out.getvalue(), "fax.tiff", "image/tiff"))
+    assert [i["metadata"]["page_label"] for i in items] == ["1", "2"]
+    assert "cranes" in items[0]["page_content"] and "Ships" in items[1]["page_content"]
+
+
+def test_a_scanned_pdf_is_read_page_by_page(world: World, tmp_path: Path) -> None:
+    from tests.scanned_pages import image_pdf, page
+
+    path = image_pdf(
+        tmp_path / "scan.pdf",
+        [page("en"), page("en", ["The scanned page about ships"])],
+        text_pages={1: "A typed page about trains"},
+    )
+    items = ok(put(world, path.read_bytes(), "scan.pdf", PDF_TYPE))
+    assert [i["metadata"]["page"] for i in items] == [0, 1]
+    assert "ocr" not in items[0]["metadata"] and "trains" in items[0]["page_content"]
+    assert items[1]["metadata"]["ocr"] is True and "ships" in items[1]["page_content"]

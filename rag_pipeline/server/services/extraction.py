@@ -209,7 +209,8 @@ def document_object(doc: Document, name: str) -> dict[str, Any]:
 
     The metadata is the Document's own (``source``, ``title``, ``content_type``, and what
     the loader adds: ``slide``, ``sheet``, ``subject``...) made JSON-safe, plus ``name``.
-    PDF pages follow Open WebUI's own PDF loader (PyPDFLoader): ``page`` counts from 0
+    PDF pages (and OCR'd pages of images) follow Open WebUI's own PDF loader (PyPDFLoader):
+    ``page`` counts from 0
     (its citation view shows ``page + 1`` and links ``#page=page+1``) and ``page_label``
     is the printed, 1-based number.
     """
@@ -217,7 +218,8 @@ def document_object(doc: Document, name: str) -> dict[str, Any]:
     metadata["source"] = name
     metadata["name"] = name
     page = doc.metadata.get("page")
-    if metadata.get("content_type") == "application/pdf" and _is_int(page) and page >= 1:
+    paged = metadata.get("content_type") == "application/pdf" or "ocr" in metadata
+    if paged and _is_int(page) and page >= 1:
         metadata["page"] = page - 1
         metadata["page_label"] = str(page)
     return {"page_content": _clean_text(doc.text), "metadata": metadata}
