@@ -184,11 +184,16 @@ def query(client: httpx.Client, kb_id: str, text: str, filename: str) -> dict[st
         }
         for doc, meta in zip(docs, metas, strict=False)
     ]
-    own = [hit for hit in hits if hit["file"] == filename]
+    exact = [rank for rank, hit in enumerate(hits, 1) if hit["file"] == filename and hit["exact"]]
+    near = [
+        rank for rank, hit in enumerate(hits, 1) if hit["file"] == filename and hit["fuzzy"] >= 0.8
+    ]
     return {
         "phrase": text,
-        "found_top5": any(hit["exact"] for hit in own),
-        "found_top5_fuzzy_0.8": any(hit["fuzzy"] >= 0.8 for hit in own),
+        "found_top5": bool(exact),
+        "rank": exact[0] if exact else None,
+        "found_top5_fuzzy_0.8": bool(near),
+        "rank_fuzzy": near[0] if near else None,
         "hits": hits,
     }
 
@@ -271,6 +276,9 @@ def main() -> None:
             "judged_page": MIDDLE_PAGE,
         },
         "png": str(PNG.relative_to(SCANS)),
+        "knowledge_add": "POST /api/v1/knowledge/{id}/files/batch/add (0.12.4's "
+        "process_files_batch re-splits the file's stored content: knowledge chunks have no page)",
+        "query": "POST /api/v1/retrieval/query/collection, k=5, the knowledge base of both files",
         "runs": {},
     }
     rag_proc = None
@@ -293,6 +301,10 @@ def main() -> None:
             if seen:
                 out["process_answered_after_s"] = round(seen[0] - out["started"], 1)
                 out["process_log_line"] = seen[1].strip()
+        pdf_out = plugged["files"]["pdf_30_pages"]
+        if "process_answered_after_s" in pdf_out:
+            pdf_out["process_s_per_page"] = round(pdf_out["process_answered_after_s"] / 30, 2)
+        plugged["owui_config"]["EXTERNAL_DOCUMENT_LOADER_URL"] = "http://127.0.0.1:<port>"
         shown = {
             k: "sk-..." if "KEY" in k else v.replace(rag_url, "http://127.0.0.1:<port>")
             for k, v in env.items()

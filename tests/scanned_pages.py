@@ -81,3 +81,20 @@ def image_pdf(path: Path, images: list, text_pages: dict[int, str] | None = None
         pdf.showPage()
     pdf.save()
     return path
+
+
+def reads(expected: str, text: str, at_least: float = 0.9) -> bool:
+    """Whether ``text`` holds ``expected`` with at most ~10% of its characters misread
+    (spaces ignored): the best-matching window of ``text`` is compared character by
+    character. OCR of a real engine is allowed a typo; a wrong language is not."""
+    from difflib import SequenceMatcher
+
+    want = "".join(expected.split())
+    have = "".join(text.split())
+    if want in have:
+        return True
+    best = 0.0
+    for start in range(max(1, len(have) - len(want) + 1)):
+        window = have[start : start + len(want)]
+        best = max(best, SequenceMatcher(None, want, window).ratio())
+    return best >= at_least

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rag_pipeline.errors import LoaderError
 from rag_pipeline.loaders.ocr import OcrConfig
-from rag_pipeline.loaders.pages import Extraction, PageRef, merge_pages, read_page
+from rag_pipeline.loaders.pages import Extraction, PageRef, merge_pages, read_page, read_pages
 from rag_pipeline.types import Document
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "is_supported",
     "load_file",
     "read_page",
+    "read_pages",
 ]
 
 # suffix -> (module in this package, function in it, MIME type)
@@ -107,16 +108,17 @@ def load_file(
     source: str | None = None,
     max_bytes: int | None = None,
     limits: LoadLimits | None = None,
+    threads: int = 1,
 ) -> list[Document]:
     """Extract the text of one file as one or more Documents (PDFs and images: one per page
-    with text, OCR'd here where a page has no text layer).
+    with text, OCR'd here, ``threads`` pages at once, where a page has no text layer).
 
     ``limits`` (default: ``LoadLimits(max_bytes=max_bytes)``) bound what a file may cost;
     past one it is a LoaderError, raised before the costly part where it can be.
     """
     limits = limits or LoadLimits(max_bytes=max_bytes)
     extraction = extract(path, source=source, limits=limits)
-    return finish(extraction, [read_page(page, limits.ocr) for page in extraction.pages], limits)
+    return finish(extraction, read_pages(extraction.pages, limits.ocr, threads), limits)
 
 
 def extract(

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag_pipeline.errors import ConfigError, LoaderError
+from rag_pipeline.languages import CHINESE, JAPANESE, KOREAN, LATIN, NO_LETTERS, script_of
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -43,6 +44,11 @@ _TESSDATA_DIRS = (
 # the script OSD reports for each. "+..._vert" reads vertical columns too (tried second).
 _AUTO_LANGUAGES = ("eng", "kor", "jpn", "chi_sim", "chi_tra")
 _LANGUAGE_NAMES = {"eng": "English", "kor": "Korean", "jpn": "Japanese"}
+# Korean text carries English words that the Korean model reads as noise; with English
+# beside it the scans' mean CER went 0.096 -> 0.088 and the worst page 0.47 -> 0.42 (at
+# 0.6 instead of 0.44 CPU-s a page). The Japanese model reads Latin letters itself
+# (jpn+eng: 0.0077 -> 0.0095).
+_WITH_LATIN = {"kor": "kor+eng"}
 _BY_SCRIPT = {
     "Latin": ("eng",),
     "Korean": ("kor", "kor+kor_vert"),
@@ -52,20 +58,20 @@ _BY_SCRIPT = {
     "Hiragana": ("jpn", "jpn+jpn_vert"),
     "Han": ("jpn", "chi_sim", "chi_tra", "jpn+jpn_vert"),
 }
-# Page layout: Tesseract's automatic segmentation splits lines of Korean and Japanese
-# into fragments far more often than Latin ones; reading the page as one column of text
-# (PSM 4) halved their error rate on the scans (ko 0.147 -> 0.101, ja 0.035 -> 0.012 mean
-# CER) and doubled English's (0.0013 -> 0.0125). Vertical text needs the automatic layout.
-_SINGLE_COLUMN_LANGUAGES = frozenset({"kor", "jpn", "chi_sim", "chi_tra"})
+# Page layout, measured on the scans (mean CER; benchmarks/RESULTS.md, OCR): Tesseract's
+# automatic segmentation (PSM 3) splits lines of Korean and Japanese into fragments, worse
+# with scanner specks; reading the page as one block (PSM 6) as it is reads them best
+# (ko 0.289 -> 0.096, ja 0.014 -> 0.008) and costs less, while Latin pages keep the
+# automatic layout (it finds columns) after a despeckling median filter (which helps PSM 3
+# and hurts PSM 6). Vertical text needs the automatic layout.
+_BLOCK_LANGUAGES = frozenset({"kor", "jpn", "chi_sim", "chi_tra"})
+_VERTICAL_LANGUAGES = frozenset({"jpn", "chi_sim", "chi_tra"})
 # A reading at least this confident (Tesseract's mean word confidence, 0-100) is kept
 # without trying other languages.
 GOOD_CONFIDENCE = 70
 # OSD rotates a page only when this sure of its orientation (its own scale; upright scans
 # scored 4-20, and a page it is unsure of is read as it is).
 _ROTATE_CONFIDENCE = 2.0
-# OSD reads a half-size copy of a full page: same script on the scans, half the time
-# (0.2 s vs 0.4 s); a smaller image (a cropped photo) at full size, where half finds nothing.
-_OSD_SCALE, _OSD_HALF_FROM = 0.5, 1600
 # A best reading below this confidence is not text the installed languages read.
 _UNREAD_CONFIDENCE = 50
 
@@ -163,44 +169,64 @@ class TesseractEngine:
         names = {p.name.removesuffix(".traineddata") for p in self.datapath.glob("*.traineddata")}
         return frozenset(names)
 
-    def read(self, image: Image.Image, source: str, page: int) -> PageText:
-        """Read one page image (any mode); LoaderError when it cannot be read."""
+    def read(self, image: Image.Image, source: str, page: int, hint: str | None = None) -> PageText:
+        """Read one page image (any mode); LoaderError when it cannot be read.
+
+        ``hint`` (the languages that read the last page well) is tried first: the pages of
+        one run are mostly in one language, and a reading that is confident and in the
+        script of its language is kept without asking OSD (0.2-0.4 s a page, and wrong
+        for 8 of 45 Korean scans). Otherwise OSD's script and rotation order the rest.
+        """
         where = f"page {page}: " if page else ""
         with self._lock:
             self._check_installed(source, where)
-            image = prepare_image(image, self.config.max_pixels)
-            guesses, image = self._orient(image)
+            images = _PageImages(prepare_image(image, self.config.max_pixels))
             if self.config.languages:
-                return self._recognize(image, self.config.languages, source, where)
-            best: PageText | None = None
-            for languages in self._candidates(guesses):
-                result = self._recognize(image, languages, source, where)
-                if best is None or result.confidence > best.confidence:
-                    best = result
-                if result.confidence >= GOOD_CONFIDENCE:
-                    break
-            assert best is not None
-            # OSD's script has no installed language and nothing installed read it well:
-            # say what to install rather than index a poor guess.
-            language = guesses[0].split("+")[0] if guesses else None
-            if best.confidence < GOOD_CONFIDENCE and language and language not in self.installed:
-                raise LoaderError(
-                    source,
-                    f"{where}the page looks like {language} text, which Tesseract cannot "
-                    f"read here: {install_hint(language)}",
-                )
-            missing = [lang for lang in _AUTO_LANGUAGES[:3] if lang not in self.installed]
-            if best.text and best.confidence < _UNREAD_CONFIDENCE and missing:
-                # OSD could not tell the script, and what is installed read it poorly:
-                # most likely a language whose data is missing.
-                raise LoaderError(
-                    source,
-                    f"{where}no installed language reads this page well (confidence "
-                    f"{best.confidence:.0f}); if it is in "
-                    f"{' or '.join(_LANGUAGE_NAMES.get(m, m) for m in missing)}: "
-                    + "; ".join(install_hint(m) for m in missing),
-                )
+                return self._recognize(images, self.config.languages, source, where)
+            tried: dict[str, PageText] = {}
+            first = self._candidates((hint,) if hint else ())[0]
+            result = self._recognize(images, self._with_direction(first, images), source, where)
+            if _reads_well(result, first):
+                return result
+            tried[first] = result
+            guesses, upright = self._orient(images.grey)
+            if upright is not images.grey:
+                images, tried = _PageImages(upright), {}  # turned: read it again
+            for candidate in self._candidates(guesses):
+                if candidate in tried:
+                    continue
+                languages = self._with_direction(candidate, images)
+                tried[candidate] = result = self._recognize(images, languages, source, where)
+                if _reads_well(result, candidate):
+                    return result
+            best = max(tried.values(), key=lambda r: r.confidence)
+            self._explain_unread(best, guesses, source, where)
             return best
+
+    def _explain_unread(
+        self, best: PageText, guesses: tuple[str, ...], source: str, where: str
+    ) -> None:
+        """Raise with the command to run when a missing language pack is the likely cause."""
+        # OSD's script has no installed language and nothing installed read it well:
+        # say what to install rather than index a poor guess.
+        language = guesses[0].split("+")[0] if guesses else None
+        if best.confidence < GOOD_CONFIDENCE and language and language not in self.installed:
+            raise LoaderError(
+                source,
+                f"{where}the page looks like {language} text, which Tesseract cannot "
+                f"read here: {install_hint(language)}",
+            )
+        missing = [lang for lang in _AUTO_LANGUAGES[:3] if lang not in self.installed]
+        if best.text and best.confidence < _UNREAD_CONFIDENCE and missing:
+            # OSD could not tell the script, and what is installed read it poorly:
+            # most likely a language whose data is missing.
+            raise LoaderError(
+                source,
+                f"{where}no installed language reads this page well (confidence "
+                f"{best.confidence:.0f}); if it is in "
+                f"{' or '.join(_LANGUAGE_NAMES.get(m, m) for m in missing)}: "
+                + "; ".join(install_hint(m) for m in missing),
+            )
 
     def _check_installed(self, source: str, where: str) -> None:
         import importlib.util
@@ -229,6 +255,9 @@ class TesseractEngine:
         ordered = [*guesses, *_AUTO_LANGUAGES]
         out: list[str] = []
         for languages in ordered:
+            with_latin = _WITH_LATIN.get(languages, languages)
+            if all(lang in self.installed for lang in with_latin.split("+")):
+                languages = with_latin
             usable = all(lang in self.installed for lang in languages.split("+"))
             if usable and languages not in out:
                 out.append(languages)
@@ -239,14 +268,9 @@ class TesseractEngine:
         if "osd" not in self.installed:
             return (), image
         import tesserocr
-        from PIL import Image as PILImage
 
         api = self._api("osd", tesserocr.PSM.OSD_ONLY)
-        if min(image.size) >= _OSD_HALF_FROM:
-            size = (int(image.width * _OSD_SCALE), int(image.height * _OSD_SCALE))
-            api.SetImage(image.resize(size, PILImage.Resampling.BILINEAR))
-        else:
-            api.SetImage(image)
+        api.SetImage(image)
         try:
             found = api.DetectOrientationScript()
         except RuntimeError:  # too little text to tell
@@ -259,13 +283,44 @@ class TesseractEngine:
             image = image.rotate(degrees, expand=True, fillcolor=255)
         return _BY_SCRIPT.get(str(found.get("script_name")), ()), image
 
+    def _with_direction(self, languages: str, page_images: _PageImages) -> str:
+        """``languages``, with the vertical model added when the page's text runs top to
+        bottom: a page of vertical Japanese read as one block of horizontal lines comes
+        out as confident nonsense (confidence 84), so the layout is looked at first."""
+        first = languages.split("+")[0]
+        vertical = f"{first}_vert"
+        # Modern Korean is written across; Japanese and Chinese pages often run down.
+        if first not in _VERTICAL_LANGUAGES or vertical not in self.installed:
+            return languages
+        if page_images.vertical is None:
+            page_images.vertical = self._runs_vertically(page_images.grey)
+        return f"{first}+{vertical}" if page_images.vertical else languages
+
+    def _runs_vertically(self, image: Image.Image) -> bool:
+        """Whether most text blocks of Tesseract's layout analysis run top to bottom
+        (0.02-0.2 s a page; the analysis needs no language model)."""
+        if "osd" not in self.installed:
+            return False
+        import tesserocr
+
+        api = self._api("osd", tesserocr.PSM.AUTO)
+        api.SetImage(image)
+        blocks = api.AnalyseLayout()
+        if blocks is None:
+            return False
+        directions = []
+        while True:
+            directions.append(blocks.Orientation()[1])
+            if not blocks.Next(tesserocr.RIL.BLOCK):
+                break
+        down = sum(1 for d in directions if d == tesserocr.WritingDirection.TOP_TO_BOTTOM)
+        return down * 2 > len(directions)
+
     def _api(self, languages: str, psm: Any = None) -> Any:
         import tesserocr
 
         if psm is None:
-            first = languages.split("+")[0]
-            single = first in _SINGLE_COLUMN_LANGUAGES and "_vert" not in languages
-            psm = tesserocr.PSM.SINGLE_COLUMN if single else tesserocr.PSM.AUTO
+            psm = tesserocr.PSM.SINGLE_BLOCK if _reads_as_block(languages) else tesserocr.PSM.AUTO
         key = f"{languages}/{psm}"
         api = self._apis.get(key)
         if api is None:
@@ -283,12 +338,15 @@ class TesseractEngine:
             self._apis[key] = api
         return api
 
-    def _recognize(self, image: Image.Image, languages: str, source: str, where: str) -> PageText:
+    def _recognize(
+        self, page_images: _PageImages, languages: str, source: str, where: str
+    ) -> PageText:
         try:
             api = self._api(languages)
         except ConfigError as exc:
             raise LoaderError(source, f"{where}{exc}") from None
-        api.SetImage(image)
+        block = _reads_as_block(languages)
+        api.SetImage(page_images.grey if block else page_images.despeckled())
         started = time.monotonic()
         finished = api.Recognize(timeout=int(self.config.page_timeout * 1000))
         if not finished:
@@ -302,18 +360,58 @@ class TesseractEngine:
         return PageText(text, confidence, languages)
 
 
-def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
-    """The page as Tesseract reads it best: 8-bit grey, text lines of a readable height,
-    speckles removed.
+# The script a reading in each language must mostly come out in (ISO 15924, languages.py):
+# a confident reading in another is the wrong language (Japanese read by the Chinese model
+# loses its kana; English read by the Japanese model is right but slower and without
+# English words to check against).
+_SCRIPTS_READ = {
+    "eng": LATIN,
+    "kor": KOREAN,
+    "jpn": JAPANESE,
+    "chi_sim": CHINESE,
+    "chi_tra": CHINESE,
+}
 
-    A 3x3 median filter removes the specks of a scanner or fax that otherwise break
-    Tesseract's layout analysis into fragments; a page scanned or saved at a low
-    resolution (lines under 16 pixels: a 72-dpi page) is enlarged first, up to 3x: the
-    real 72-dpi pages of ../shared/data/scans/real went from mean confidence 42 and 32
-    (unreadable) to 95 and 89 (benchmarks/RESULTS.md, OCR).
+
+def _reads_well(result: PageText, languages: str) -> bool:
+    """A confident reading, in a script its language writes."""
+    if result.confidence < GOOD_CONFIDENCE:
+        return False
+    expected = _SCRIPTS_READ.get(languages.split("+")[0])
+    script = script_of(result.text)
+    return expected is None or script in (NO_LETTERS, expected)
+
+
+def _reads_as_block(languages: str) -> bool:
+    return languages.split("+")[0] in _BLOCK_LANGUAGES and "_vert" not in languages
+
+
+class _PageImages:
+    """A page as grey pixels, and despeckled once if a reading asks for it."""
+
+    def __init__(self, grey: Image.Image) -> None:
+        self.grey = grey
+        self._despeckled: Image.Image | None = None
+        self.vertical: bool | None = None  # found once, when a CJK reading asks
+
+    def despeckled(self) -> Image.Image:
+        """A 3x3 median filter removes the specks of a scanner or fax that otherwise break
+        Tesseract's automatic layout analysis into fragments."""
+        if self._despeckled is None:
+            from PIL import ImageFilter
+
+            self._despeckled = self.grey.filter(ImageFilter.MedianFilter(3))
+        return self._despeckled
+
+
+def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Image:
+    """The page as Tesseract reads it best: 8-bit grey, text lines of a readable height.
+
+    A page scanned or saved at a low resolution (lines under 16 pixels: a 72-dpi page) is
+    enlarged, up to 3x: the real 72-dpi pages of ../shared/data/scans/real went from mean
+    confidence 42 and 32 (unreadable) to 95 and 89 (benchmarks/RESULTS.md, OCR).
     """
     from PIL import Image as PILImage
-    from PIL import ImageFilter
 
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent parts are paper, not black.
@@ -331,7 +429,7 @@ def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Im
         if scale > 1.2:
             size = (round(image.width * scale), round(image.height * scale))
             image = image.resize(size, PILImage.Resampling.LANCZOS)
-    return image.filter(ImageFilter.MedianFilter(3))
+    return image
 
 
 def text_line_height(image: Image.Image) -> float | None:
@@ -365,15 +463,20 @@ class EnginePool:
         self.size = max(1, size)
         self._idle: queue.LifoQueue[TesseractEngine] = queue.LifoQueue()
         self._made = 0
+        # The language that read the last page well: tried first on the next.
+        self.last_languages: str | None = None
         self._lock = threading.Lock()
 
     def read(self, image: Image.Image, source: str, page: int) -> PageText:
         """Read one page with an idle engine (a new one while fewer than ``size`` exist)."""
         engine = self._take()
         try:
-            return engine.read(image, source, page)
+            result = engine.read(image, source, page, self.last_languages)
         finally:
             self._idle.put(engine)
+        if _reads_well(result, result.languages):
+            self.last_languages = result.languages.split("+")[0]
+        return result
 
     def _take(self) -> TesseractEngine:
         try:

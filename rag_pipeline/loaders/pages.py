@@ -71,6 +71,19 @@ def read_page(page: PageRef, ocr: OcrConfig) -> Document | None:
     return Document(text=result.text, metadata=metadata)
 
 
+def read_pages(
+    pages: tuple[PageRef, ...], ocr: OcrConfig, threads: int = 1
+) -> list[Document | None]:
+    """OCR ``pages``, ``threads`` at a time (Tesseract releases the GIL while it reads), in
+    order; the first page that cannot be read raises its LoaderError."""
+    if threads <= 1 or len(pages) <= 1:
+        return [read_page(page, ocr) for page in pages]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(threads, len(pages)), thread_name_prefix="rag-ocr") as pool:
+        return list(pool.map(lambda page: read_page(page, ocr), pages))
+
+
 def merge_pages(extraction: Extraction, read: list[Document | None]) -> list[Document]:
     """The text-layer pages and the OCR'd pages of one file, in page order."""
     documents = [*extraction.documents, *(doc for doc in read if doc is not None)]

@@ -4,6 +4,7 @@ OCR where it has none (an image-only page, or a text layer that cannot be the pa
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ _MOSTLY_IMAGE, _SOME_CHARS = 0.5, 200
 # - or this share of the text is unmapped glyphs (a font without a Unicode map: the layer
 #   is not the page's text).
 _GARBAGE_SHARE = 0.3
+_RENDER_LOCK = threading.Lock()
 
 
 def load_pdf(path: Path, source: str, ocr: OcrConfig) -> Extraction:
@@ -86,6 +88,13 @@ def page_needs_ocr(text: str, image_share: float) -> bool:
 
 def render_pdf_page(page_ref: PageRef, ocr: OcrConfig) -> Image.Image:
     """One page as a grey image at ``ocr.dpi`` (less where it would pass ``max_pixels``)."""
+    # PDFium is not thread-safe; rendering is ~2% of a page's OCR time, so threads that
+    # read pages at once take turns here and overlap in Tesseract.
+    with _RENDER_LOCK:
+        return _render(page_ref, ocr)
+
+
+def _render(page_ref: PageRef, ocr: OcrConfig) -> Image.Image:
     pdf = _open(page_ref.path, page_ref.source)
     try:
         page = pdf[page_ref.number - 1]

@@ -349,7 +349,10 @@ class FileProcessor:
         """Load one upload's text; None (with ``upload.error`` set) if it cannot be read."""
         try:
             documents = load_file(
-                upload.path, source=upload.filename, limits=self.pipeline.settings.load_limits()
+                upload.path,
+                source=upload.filename,
+                limits=self.pipeline.settings.load_limits(),
+                threads=os.cpu_count() or 1,
             )
         except RagError as exc:
             upload.error = str(exc) or type(exc).__name__

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import math
 import mimetypes
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,7 +187,9 @@ def extract(path: Path, name: str, limits: LoadLimits) -> list[dict[str, Any]]:
     Blocking (parsing a PDF takes a while): run it in a worker thread. Raises LoaderError
     for a file we cannot read.
     """
-    documents = load_file(path, source=name, limits=limits)
+    # A scan's pages are read by as many threads as there are cores (Open WebUI waits for
+    # the answer: its loader sets no timeout).
+    documents = load_file(path, source=name, limits=limits, threads=os.cpu_count() or 1)
     answer = []
     for doc in documents:
         item = document_object(doc, name)
