@@ -13,7 +13,8 @@ at 200 dpi, degraded), in a fresh data dir with a warm model cache:
 4. with --cer: the character error rate of our loader's text against text/ (NFKC, no
    whitespace, lower case; Levenshtein distance / reference length), per file, in process.
 
---workers 1 2 repeats step 1 per worker count (pages/s as the cores grow); --real indexes
+--workers 1 2 repeats step 1 per worker count (pages/s as the cores grow), and reads every
+page of the same set in process with 1 and 2 threads (OCR alone); --real indexes
 ../shared/data/scans/real and asks for a phrase of each file (found in the top 3?);
 --mixed-base DIR times `rag index mixed_docs` with the code in DIR (an older checkout) and
 with this one, alternating.
@@ -151,6 +152,25 @@ def cer(language: str) -> dict[str, Any]:
     }
 
 
+def ocr_scaling(language: str, threads: list[int]) -> dict[str, Any]:
+    """OCR alone, in process: every page of the language's scans read by 1, 2… threads
+    (Tesseract releases the GIL), without extraction workers, embedding or writes."""
+    from rag_pipeline.loaders import LoadLimits, extract, read_pages
+
+    pages = []
+    for path in sorted((SCANS / language / "docs").iterdir()):
+        pages.extend(extract(path, limits=LoadLimits()).pages)
+    read_pages(tuple(pages[:2]), LoadLimits().ocr, 1)  # models loaded before timing
+    out: dict[str, Any] = {}
+    for count in threads:
+        started = time.perf_counter()
+        read_pages(tuple(pages), LoadLimits().ocr, count)
+        wall = time.perf_counter() - started
+        out[str(count)] = {"pages": len(pages), "wall_s": round(wall, 2)}
+        out[str(count)]["pages_per_s"] = round(len(pages) / wall, 3)
+    return out
+
+
 def warm_models(work: Path) -> None:
     """Export the multilingual model once (first use takes ~20 s), outside the timings."""
     folder = work / "warm"
@@ -221,6 +241,9 @@ def main() -> None:
         for language in args.langs:
             results["languages"][language] = language_run(language, work, args.cer)
             print(language, json.dumps(results["languages"][language]), flush=True)
+        if args.workers:
+            results["ocr_threads"] = ocr_scaling(args.workers_lang, args.workers)
+            print("ocr threads", json.dumps(results["ocr_threads"]), flush=True)
         for workers in args.workers:
             folder = SCANS / args.workers_lang / "docs"
             run = index(folder, work / f"data-w{workers}", "w", RAG_WORKERS=str(workers))

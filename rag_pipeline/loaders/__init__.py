@@ -84,6 +84,7 @@ _ZIPPED = {".docx", ".pptx", ".xlsx", ".odt", ".epub"}
 # Defaults for the limits below (settings: RAG_MAX_EXTRACTED_CHARS, RAG_MAX_UNZIPPED_BYTES).
 MAX_EXTRACTED_CHARS = 5_000_000
 MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+_NOTHING_READ = "OCR read nothing on its pages (a photo or drawing without text?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,7 @@ def finish(
     documents = [doc for doc in merge_pages(extraction, read) if doc.text.strip()]
     if not documents:
         if extraction.pages:
-            raise LoaderError(source, "no text found: OCR read nothing on its pages")
+            raise LoaderError(source, f"no text found: {_NOTHING_READ}")
         if base["content_type"] == "application/pdf":
             if limits.ocr.mode == "off":
                 raise LoaderError(source, "no extractable text, and OCR is off (RAG_OCR=off)")

@@ -124,7 +124,10 @@ def test_blank_image_has_no_text(tmp_path: Path) -> None:
 
     path = tmp_path / "blank.png"
     Image.new("L", (800, 600), 255).save(path)
-    assert _reason(path) == "no text found: OCR read nothing on its pages"
+    reason = _reason(path)
+    assert (
+        reason == "no text found: OCR read nothing on its pages (a photo or drawing without text?)"
+    )
 
 
 def test_languages_of_a_page_come_from_the_page(tmp_path: Path) -> None:
