@@ -25,6 +25,8 @@ import numpy as np
 
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
 from rag_pipeline.ingest.indexer import (
+    OCR_QUEUED,
+    OCR_READ,
     TASK_SOURCES,
     Indexer,
     _Run,
@@ -71,6 +73,7 @@ class _Written:
     status: str
     chunks: int
     deleted: int
+    ocr_pages: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,13 @@ class WriteActor:
                 root_key=self.root_key,
             )
             for i, prepared, stale in zip(written, batch, deleted, strict=True):
-                values[i] = _Written(prepared.source, prepared.status, len(prepared.chunks), stale)
+                values[i] = _Written(
+                    prepared.source,
+                    prepared.status,
+                    len(prepared.chunks),
+                    stale,
+                    prepared.ocr_pages,
+                )
         return _rows(values, old_ids)
 
 
@@ -344,14 +353,23 @@ class RayIndexer(Indexer):
                 if isinstance(value, Failed):
                     run.record(value.source, "failed", value.reason)
                 elif isinstance(value, _Written):
+                    _pages_read(run, value.source, value.ocr_pages)
                     run.written(value.source, value.status, value.chunks, value.deleted)
                 elif isinstance(value, _Embedded):
+                    _pages_read(run, value.prepared.name, value.prepared.ocr_pages)
                     embedded.append(value)
                 else:
                     assert isinstance(value, _Fatal), value
                     raise ModelMismatchError(value.message)
             if embedded:
                 writer.put([e.prepared for e in embedded], np.vstack([e.vectors for e in embedded]))
+
+
+def _pages_read(run: _Run, source: str, pages: int) -> None:
+    """Count the pages a Ray task OCR'd (it reads a file's pages itself, one after another)."""
+    for _ in range(pages):
+        run.page(source, OCR_QUEUED)
+        run.page(source, OCR_READ)
 
 
 def _portable(settings: Settings) -> Settings:

@@ -427,6 +427,8 @@ def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Im
 
         background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
         image = PILImage.alpha_composite(background, image.convert("RGBA"))
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8_bits(image)
     if image.mode != "L":
         image = image.convert("L")
     height = text_line_height(image)
@@ -438,6 +440,18 @@ def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Im
             size = (round(image.width * scale), round(image.height * scale))
             image = image.resize(size, PILImage.Resampling.LANCZOS)
     return image
+
+
+def _to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit or float grey image (a scanner's TIFF) as 8 bits, scaled to its own range:
+    Pillow's convert("L") clips such values to white, and the page reads as blank."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    pixels = np.asarray(image, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else pixels * 0 + 255
+    return PILImage.fromarray(scaled.astype(np.uint8), mode="L")
 
 
 def text_line_height(image: Image.Image) -> float | None:

@@ -37,11 +37,18 @@ _MOSTLY_IMAGE, _SOME_CHARS = 0.5, 200
 # - or this share of the text is unmapped glyphs (a font without a Unicode map: the layer
 #   is not the page's text).
 _GARBAGE_SHARE = 0.3
-_RENDER_LOCK = threading.Lock()
+# PDFium is not thread-safe: a server's threads (uploads, `PUT /process`, OCR of pages)
+# take turns in it; reading text layers (50 pages in ~0.07 s) and rendering are short.
+_PDFIUM_LOCK = threading.Lock()
 
 
 def load_pdf(path: Path, source: str, ocr: OcrConfig) -> Extraction:
     """The pages with a real text layer as Documents (``page`` from 1), the rest to OCR."""
+    with _PDFIUM_LOCK:
+        return _load(path, source, ocr)
+
+
+def _load(path: Path, source: str, ocr: OcrConfig) -> Extraction:
     import pypdfium2 as pdfium
 
     pdf = _open(path, source)
@@ -88,9 +95,9 @@ def page_needs_ocr(text: str, image_share: float) -> bool:
 
 def render_pdf_page(page_ref: PageRef, ocr: OcrConfig) -> Image.Image:
     """One page as a grey image at ``ocr.dpi`` (less where it would pass ``max_pixels``)."""
-    # PDFium is not thread-safe; rendering is ~2% of a page's OCR time, so threads that
-    # read pages at once take turns here and overlap in Tesseract.
-    with _RENDER_LOCK:
+    # Rendering is ~2% of a page's OCR time: threads that read pages at once take turns
+    # here and overlap in Tesseract.
+    with _PDFIUM_LOCK:
         return _render(page_ref, ocr)
 
 

@@ -85,7 +85,10 @@ def summary(report: Any) -> dict[str, Any]:
 def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
     tmp_path: Path, docs: Path
 ) -> None:
+    from tests.scanned_pages import page
+
     (docs / "broken.pdf").write_bytes(b"%PDF-1.7 not a pdf")
+    page("en").save(docs / "scan.png")  # read by OCR inside a Ray task
     with Pipeline(Settings(data_dir=tmp_path / "local")) as local:
         local_report = local.index(docs, "kb")
         local_points = points(local, "kb")
@@ -100,8 +103,9 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
             on_total=totals.append,
         )
         ray_points = points(pipeline, "kb")
-    names = sorted([*SAMPLES, *(f"mixed/{Path(n).name}" for n in MIXED)])
+    names = sorted([*SAMPLES, *(f"mixed/{Path(n).name}" for n in MIXED), "scan.png"])
     assert report.added == names
+    assert report.pages_ocr == local_report.pages_ocr == 1
     assert [e["path"] for e in report.errors] == ["broken.pdf"]
     assert report.errors[0]["error"]  # with its reason
     assert summary(report) == summary(local_report)
@@ -109,7 +113,9 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
     assert_same_points(ray_points, local_points)
     # The progress heard every file once, as its outcome came back to the driver.
     assert totals == [len(names) + 1]
-    assert sorted(heard) == sorted([*((n, "added") for n in names), ("broken.pdf", "failed")])
+    outcomes = [(source, status) for source, status in heard if not status.startswith("ocr_")]
+    assert sorted(outcomes) == sorted([*((n, "added") for n in names), ("broken.pdf", "failed")])
+    assert ("scan.png", "ocr_page") in heard
 
 
 def test_auto_chooses_the_multilingual_model_on_ray_as_a_local_run_does(tmp_path: Path) -> None:

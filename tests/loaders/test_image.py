@@ -78,6 +78,18 @@ def test_transparent_png_reads_as_paper(tmp_path: Path) -> None:
     assert "harbour crane" in doc.text
 
 
+def test_sixteen_bit_grey_scan_is_read(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    grey = np.asarray(page("en"), dtype=np.uint16) * 257  # 0-255 -> 0-65535
+    path = tmp_path / "scanner.png"
+    Image.fromarray(grey).save(path)
+    assert Image.open(path).mode.startswith("I")
+    (doc,) = load_file(path)
+    assert "harbour crane" in doc.text
+
+
 def test_page_count_is_checked_before_anything_is_read(tmp_path: Path) -> None:
     path = tmp_path / "fax.tiff"
     image = page("en")
