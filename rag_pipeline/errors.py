@@ -20,13 +20,20 @@ class LoaderError(RagError):
         super().__init__(f"{path}: {reason}")
 
 
-class EmbeddingError(RagError):
-    """An embedding model or endpoint failed."""
+class StatusError(RagError):
+    """An exchange with another HTTP server failed; ``status``: its answer's, or ours."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class EmbeddingError(StatusError):
+    """An embedding model or endpoint failed (``status``: what the endpoint answered)."""
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
         self.url = url
-        self.status = status
-        super().__init__(message)
+        super().__init__(message, status=status)
 
 
 class ModelMismatchError(RagError):
@@ -41,6 +48,14 @@ class AuthError(RagError):
     """A server refused the credentials."""
 
 
+class CredentialsError(AuthError):
+    """A sign-in or sign-up form was refused (a wrong password, a taken e-mail)."""
+
+
+class UnsupportedTypeError(RagError):
+    """Neither a file's name nor its Content-Type names a format the loaders read."""
+
+
 class TooLargeError(RagError):
     """An upload or request exceeds a configured size limit."""
 
@@ -49,24 +64,20 @@ class NotFoundError(RagError):
     """A file, knowledge base or collection does not exist (or is not the caller's to see)."""
 
 
-class UpstreamError(RagError):
-    """An upstream model server could not be reached or refused a request."""
+class UpstreamError(StatusError):
+    """An upstream model server could not be reached or refused a request (``status``: the
+    one to answer with, 502 or 504)."""
 
     def __init__(self, message: str, *, status: int = 502) -> None:
-        self.status = status
-        super().__init__(message)
+        super().__init__(message, status=status)
 
 
 class ModelNotFoundError(RagError):
     """No upstream serves the requested model."""
 
 
-class RemoteError(RagError):
+class RemoteError(StatusError):
     """A server this client called answered an error or could not be reached."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
 
 
 class PermissionDeniedError(RagError):

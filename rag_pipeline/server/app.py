@@ -19,6 +19,7 @@ from rag_pipeline.embedding.cache import CachedEmbedder
 from rag_pipeline.errors import (
     AuthError,
     ConfigError,
+    CredentialsError,
     EmbeddingError,
     LoaderError,
     ModelMismatchError,
@@ -27,8 +28,10 @@ from rag_pipeline.errors import (
     PermissionDeniedError,
     RagError,
     RemoteError,
+    StatusError,
     StoreError,
     TooLargeError,
+    UnsupportedTypeError,
     UpstreamError,
 )
 from rag_pipeline.pipeline import Pipeline, make_choice, make_embedder, open_store
@@ -65,11 +68,14 @@ ERROR_STATUS: dict[type[RagError], int] = {
     ConfigError: 400,
     LoaderError: 400,
     AuthError: 401,
+    CredentialsError: 400,  # Open WebUI answers a wrong password or a taken e-mail with 400
     PermissionDeniedError: 403,
     NotFoundError: 404,
     ModelNotFoundError: 400,  # Open WebUI answers an unknown chat model with 400
     ModelMismatchError: 409,
     TooLargeError: 413,
+    UnsupportedTypeError: 415,
+    StatusError: 502,
     EmbeddingError: 502,
     UpstreamError: 502,  # or the status the error carries (e.g. 504 on a timeout)
     RemoteError: 502,
@@ -93,6 +99,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (404, "Not found, or not this user's to see"),
         (409, "Conflicts with what is stored (e.g. another embedding model)"),
         (413, "Body or file past its size limit"),
+        (415, "A file type that is not read"),
         (502, "An upstream model server failed"),
     )
 }

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rag_pipeline.errors import AuthError, ConfigError, PermissionDeniedError
+from rag_pipeline.errors import AuthError, ConfigError, CredentialsError, PermissionDeniedError
 from rag_pipeline.server.db import FIRST_USER, ApiKey, Claim, Database, User, now
 
 API_KEY_PREFIX = "sk-"
@@ -101,7 +101,7 @@ def create_user(
 ) -> User:
     """Create a user; the first user of a server becomes its admin.
 
-    Raises AuthError for a taken e-mail, PermissionDeniedError when the server already has
+    Raises CredentialsError for a taken e-mail, PermissionDeniedError when the server already has
     its first user and ``open_signup`` is false.
     """
     email = email.strip().lower()
@@ -112,7 +112,7 @@ def create_user(
     first = _claim(session, FIRST_USER, user_id)
     if not first and not open_signup:
         raise PermissionDeniedError("Sign up is disabled on this server")
-    taken = AuthError(f"a user with email {email!r} already exists")
+    taken = CredentialsError(f"a user with email {email!r} already exists")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise taken
     user = User(
@@ -136,12 +136,12 @@ def user_by_email(session: Session, email: str) -> User | None:
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
-    """Return the user with these credentials, or raise AuthError."""
+    """Return the user with these credentials, or raise CredentialsError."""
     user = user_by_email(session, email)
     # An unknown e-mail costs one hash check too, so timing does not tell who has an account.
     valid = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not valid:
-        raise AuthError("The email or password provided is incorrect.")
+        raise CredentialsError("The email or password provided is incorrect.")
     return user
 
 

@@ -22,6 +22,8 @@ def test_every_library_error_has_its_row() -> None:
     for cls, status in ERROR_STATUS.items():
         error = cls.__new__(cls)  # no constructor arguments needed to read the table
         assert status_for(error) == (502 if cls is errors.UpstreamError else status), cls
+    assert status_for(errors.CredentialsError("wrong password")) == 400
+    assert status_for(errors.UnsupportedTypeError("a .zip")) == 415
     assert status_for(errors.UpstreamError("slow", status=504)) == 504
     # A subclass without a row of its own answers with its parent's status.
     assert status_for(type("Gone", (errors.NotFoundError,), {})("x")) == 404

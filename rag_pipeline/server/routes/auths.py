@@ -8,7 +8,6 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from rag_pipeline.errors import AuthError, PermissionDeniedError
 from rag_pipeline.server.auth import (
     CurrentUser,
     authenticate,
@@ -62,19 +61,14 @@ def _session_answer(request: Request, user: User) -> dict[str, Any]:
 def signup(request: Request, form: SignupForm) -> dict[str, Any]:
     """Create an account; the first becomes admin, later ones need signups enabled."""
     state = request.app.state
-    try:
-        with state.db.session() as session:
-            user = create_user(
-                session,
-                name=form.name,
-                email=form.email,
-                password=form.password,
-                open_signup=state.settings.enable_signup,
-            )
-    except PermissionDeniedError as exc:
-        raise HTTPException(403, str(exc)) from None
-    except AuthError as exc:
-        raise HTTPException(400, str(exc)) from None
+    with state.db.session() as session:
+        user = create_user(
+            session,
+            name=form.name,
+            email=form.email,
+            password=form.password,
+            open_signup=state.settings.enable_signup,
+        )
     return _session_answer(request, user)
 
 
@@ -82,10 +76,7 @@ def signup(request: Request, form: SignupForm) -> dict[str, Any]:
 def signin(request: Request, form: SigninForm) -> dict[str, Any]:
     """Exchange email and password for a session token."""
     with request.app.state.db.session() as session:
-        try:
-            user = authenticate(session, form.email, form.password)
-        except AuthError as exc:
-            raise HTTPException(400, str(exc)) from None
+        user = authenticate(session, form.email, form.password)
         return _session_answer(request, user)
 
 

@@ -15,7 +15,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from rag_pipeline.errors import RagError
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.routes.openai_compat import check_text, serves
 from rag_pipeline.server.upstream import Upstreams, describe
@@ -140,10 +139,7 @@ async def _local(request: Request, path: str) -> Response:
             raise HTTPException(400, f"'{field}' must be a string or a list of strings")
         check_text(texts, field)
         started = time.perf_counter_ns()
-        try:
-            vectors = await run_in_threadpool(embedder.embed_documents, texts)
-        except RagError as exc:
-            raise HTTPException(500, f"embedding failed: {exc}") from None
+        vectors = await run_in_threadpool(embedder.embed_documents, texts)
         if path == "api/embeddings":
             return JSONResponse({"embedding": vectors[0].tolist() if len(texts) else []})
         return JSONResponse(

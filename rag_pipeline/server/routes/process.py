@@ -81,10 +81,7 @@ async def process_document(
     A file we cannot read answers 400 with the reason, an unknown type 415 (before the
     body is read), a body past the file limit 413.
     """
-    try:
-        target = extraction.target(x_filename, request.headers.get("content-type"))
-    except extraction.UnsupportedTypeError as exc:
-        raise HTTPException(status_code=415, detail=str(exc)) from None
+    target = extraction.target(x_filename, request.headers.get("content-type"))
     settings = request.app.state.settings
     limit = settings.max_file_bytes
     too_large = TooLargeError(f"{target.name}: file too large: the limit is {limit} bytes")

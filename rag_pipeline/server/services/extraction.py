@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from rag_pipeline.chunking.splitter import markdown_sections
-from rag_pipeline.errors import ConfigError
+from rag_pipeline.errors import ConfigError, UnsupportedTypeError
 from rag_pipeline.loaders import _LOADERS, SUPPORTED_SUFFIXES, LoadLimits, load_file
 from rag_pipeline.server.services.files import safe_filename
 from rag_pipeline.types import Document
@@ -61,10 +61,6 @@ _STORED_PREFIX = re.compile(
 _MAX_HEADER_CHARS = 4096
 # The name a file without an X-Filename is reported under.
 _UNNAMED = "document"
-
-
-class UnsupportedTypeError(Exception):
-    """Neither the file name nor the Content-Type names a format our loaders read."""
 
 
 @dataclass(frozen=True, slots=True)
