@@ -55,13 +55,14 @@ class QdrantStore:
         self._config = config or CollectionConfig()
         try:
             if url == ":memory:":
-                self._client = QdrantClient(location=":memory:")
+                client = QdrantClient(location=":memory:")
             elif url:
-                self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+                client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
             else:
-                self._client = QdrantClient(path=path)
+                client = QdrantClient(path=path)
         except Exception as exc:
             raise StoreError(f"cannot open Qdrant at {url or path}: {exc}") from exc
+        self._client: Any = _Translated(client, url or path or ":memory:")
 
     def collection_info(self, name: str) -> CollectionInfo | None:
         validate_collection_name(name)
@@ -353,6 +354,46 @@ class QdrantStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+class _Translated:
+    """The qdrant-client with its errors turned into ``StoreError`` on every call: an
+    engine's answer (``UnexpectedResponse``: a 4xx/5xx from the server), a transport
+    failure (httpx, gRPC) or a refusal of the local mode, named with the call and where.
+
+    Our own small proxy because qdrant-client has no single error type to catch at one
+    place: the boundary is every method this store calls.
+    """
+
+    def __init__(self, client: Any, where: str) -> None:
+        self._client = client
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as exc:  # every engine error becomes ours, here, once
+                raise StoreError(f"Qdrant {name} failed at {self._where}: {_reason(exc)}") from exc
+
+        return call
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of an engine error (UnexpectedResponse carries the server's body)."""
+    from qdrant_client.http.exceptions import UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        body = exc.content.decode("utf-8", errors="replace")[:300] if exc.content else ""
+        return f"HTTP {exc.status_code} {exc.reason_phrase}: {body}".strip().rstrip(":")
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _dense_of(vector: Any) -> Any:
