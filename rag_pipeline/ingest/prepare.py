@@ -11,7 +11,15 @@ from rag_pipeline.chunking.splitter import Chunker, embedding_text
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
 from rag_pipeline.languages import script_of
-from rag_pipeline.loaders import Extraction, LoadLimits, PageRef, extract, finish, read_page
+from rag_pipeline.loaders import (
+    Extraction,
+    LoadLimits,
+    PageRef,
+    extract,
+    finish,
+    read_page,
+    read_pages,
+)
 from rag_pipeline.store.base import SparseVector
 from rag_pipeline.types import Chunk, Document
 
@@ -97,7 +105,7 @@ class Preparer:
                 extraction = extract(item.path, source=item.source, limits=self.limits)
                 if extraction.pages and self.split_pages:
                     return Paged(item, fingerprint, status, extraction)
-                read = [read_page(page, self.limits.ocr) for page in extraction.pages]
+                read = read_pages(extraction.pages, self.limits.ocr)
                 ocr_pages = len(read)
                 documents = finish(extraction, read, self.limits)
             # Chunk ids derive from the identity, so equal names never share a point.

@@ -163,6 +163,8 @@ class TesseractEngine:
         self.config = config
         self.datapath = find_tessdata(config.tessdata)
         self.installed = self._installed()
+        # Why this engine cannot read at all (found once; said again for every page).
+        self.unusable = self._unusable()
         self._apis: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -181,8 +183,9 @@ class TesseractEngine:
         for 8 of 45 Korean scans). Otherwise OSD's script and rotation order the rest.
         """
         where = f"page {page}: " if page else ""
+        if self.unusable is not None:
+            raise LoaderError(source, f"{where}{self.unusable}")
         with self._lock:
-            self._check_installed(source, where)
             images = _PageImages(prepare_image(image, self.config.max_pixels))
             if self.config.languages:
                 return self._recognize(images, self.config.languages, source, where)
@@ -236,27 +239,32 @@ class TesseractEngine:
                 + "; ".join(install_hint(m) for m in missing),
             )
 
-    def _check_installed(self, source: str, where: str) -> None:
+    def _unusable(self) -> str | None:
+        """What stops this engine from reading any page (no tesserocr, no language data, a
+        language asked for that is not installed), or None."""
         import importlib.util
 
         if importlib.util.find_spec("tesserocr") is None:
-            raise LoaderError(source, f"{where}OCR needs tesserocr: pip install tesserocr")
+            return "OCR needs tesserocr: pip install tesserocr"
         wanted = self.config.languages.split("+") if self.config.languages else []
         if not self.installed:
             language = wanted[0] if wanted else "eng"
-            raise LoaderError(
-                source,
-                f"{where}OCR needs Tesseract's language data and none was found"
+            return (
+                "OCR needs Tesseract's language data and none was found"
                 f"{f' in {self.datapath}' if self.datapath else ''}: {install_hint(language)}"
-                " (or point RAG_OCR_TESSDATA at a tessdata folder)",
+                " (or point RAG_OCR_TESSDATA at a tessdata folder)"
             )
         for language in wanted:
             if language not in self.installed:
-                raise LoaderError(
-                    source,
-                    f"{where}Tesseract has no {language!r} language data in {self.datapath}: "
-                    f"{install_hint(language)}",
+                return (
+                    f"Tesseract has no {language!r} language data in {self.datapath}: "
+                    f"{install_hint(language)}"
                 )
+        return None
+
+    def _has(self, languages: str) -> bool:
+        """Whether every language of ``languages`` ("kor+eng") is installed."""
+        return all(lang in self.installed for lang in languages.split("+"))
 
     def _candidates(self, guesses: tuple[str, ...]) -> list[str]:
         """Language sets to try, best guess first, only those installed."""
@@ -264,10 +272,9 @@ class TesseractEngine:
         out: list[str] = []
         for languages in ordered:
             with_latin = _WITH_LATIN.get(languages, languages)
-            if all(lang in self.installed for lang in with_latin.split("+")):
+            if self._has(with_latin):
                 languages = with_latin
-            usable = all(lang in self.installed for lang in languages.split("+"))
-            if usable and languages not in out:
+            if self._has(languages) and languages not in out:
                 out.append(languages)
         return out or sorted(self.installed - {"osd"})[:1]
 
@@ -423,8 +430,6 @@ def prepare_image(image: Image.Image, max_pixels: int | None = None) -> Image.Im
 
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent parts are paper, not black.
-        from PIL import Image as PILImage
-
         background = PILImage.new("RGBA", image.size, (255, 255, 255, 255))
         image = PILImage.alpha_composite(background, image.convert("RGBA"))
     if image.mode.startswith("I") or image.mode == "F":
