@@ -35,10 +35,11 @@ from rag_pipeline.errors import (
     UpstreamError,
 )
 from rag_pipeline.pipeline import Pipeline, make_choice, make_embedder, open_store
+from rag_pipeline.server import failpoints
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
 from rag_pipeline.server.guard import RequestGuard
-from rag_pipeline.server.processing import FileProcessor, Leases, ProcessingWorker
+from rag_pipeline.server.jobs import JobQueue, Leases
 from rag_pipeline.server.routes import (
     auths,
     chat,
@@ -50,6 +51,7 @@ from rag_pipeline.server.routes import (
     retrieval,
 )
 from rag_pipeline.server.services import (
+    FileProcessor,
     FileService,
     KnowledgeService,
     RetrievalService,
@@ -172,20 +174,31 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             settings.processing_lease_seconds,
             settings.processing_max_attempts,
         )
-        state.processor = FileProcessor(state.db, state.pipeline, leases)
-        state.worker = ProcessingWorker(
-            state.db, state.processor, settings.processing_workers, settings.processing_batch
+        knowledge_service = KnowledgeService(state.db, state.pipeline.store)
+        processor = FileProcessor(
+            state.db, state.pipeline, leases, on_completed=knowledge_service.file_completed
         )
-        files = FileService(state.db, settings, state.processor, state.worker)
+        state.queue = JobQueue(
+            state.db,
+            leases,
+            processor.process_batch,
+            settings.processing_workers,
+            settings.processing_batch,
+        )
         state.services = Services(
-            files=files,
-            knowledge=KnowledgeService(state.db, state.processor, files),
+            files=FileService(state.db, settings, processor, state.queue, knowledge_service),
+            knowledge=knowledge_service,
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
         )
+        # Changes a crash cut off are finished before any request sees their state.
+        repaired = knowledge_service.repair()
+        if repaired:
+            log.warning("finished changes an earlier stop cut off: %s", repaired)
         orphans = state.services.files.remove_orphans()
         if orphans:
             log.warning("removed %d upload folders no file row names", len(orphans))
-        state.worker.start()
+        state.queue.start()
+        failpoints.arm()
         # The model loads in the background (seconds): health answers at once, and the
         # first upload or query finds it ready instead of paying for it.
         threading.Thread(
@@ -194,7 +207,7 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         try:
             yield
         finally:
-            state.worker.stop()
+            state.queue.stop()
             await state.http.aclose()
             state.db.close()
             if owns_pipeline:

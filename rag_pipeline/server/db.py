@@ -15,8 +15,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-# File processing states, in the order a file goes through them.
+# File processing states, in the order a file goes through them; DELETING marks a file
+# whose deletion began (hidden everywhere; the next start finishes it after a crash).
 PENDING, PROCESSING, COMPLETED, FAILED = "pending", "processing", "completed", "failed"
+DELETING = "deleting"
+
+# A file's place in a knowledge base (KnowledgeFile.state), see services/knowledge.py:
+# WAITING for the file to complete, COPYING its vectors in, COPIED (all there), REMOVING
+# (hidden; its vectors are going, then the row).
+WAITING, COPYING, COPIED, REMOVING = "waiting", "copying", "copied", "removing"
+# A knowledge base's state (Knowledge.state): READY, RESETTING (its links are gone, its
+# collection is being dropped) or DELETING (hidden; collection, then row).
+READY, RESETTING = "ready", "resetting"
 
 
 def now() -> int:
@@ -127,10 +137,13 @@ class Knowledge(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[int] = mapped_column(Integer, default=now)
     updated_at: Mapped[int] = mapped_column(Integer, default=now, onupdate=now)
+    # READY, or the multi-step change under way (RESETTING, DELETING): an intent the next
+    # start finishes if the server died in the middle of it.
+    state: Mapped[str] = mapped_column(String(16), default=READY, server_default=READY)
 
 
 class KnowledgeFile(Base):
-    """A file in a knowledge base; ``copied`` is false until its vectors are in the collection."""
+    """A file in a knowledge base; ``state`` says where its vectors are (WAITING … REMOVING)."""
 
     __tablename__ = "knowledge_files"
 
@@ -140,7 +153,7 @@ class KnowledgeFile(Base):
     file_id: Mapped[str] = mapped_column(
         ForeignKey("files.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    copied: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(16), default=WAITING, server_default=WAITING)
     # The folder the file sits in inside the knowledge base ("docs/api"; "" = top), as
     # knowledge sync manifests name it: a path, not a directory object.
     path: Mapped[str] = mapped_column(String(1024), default="", server_default="")

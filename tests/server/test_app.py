@@ -15,7 +15,7 @@ from rag_pipeline.cli import app as cli
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import ServerSettings
 from rag_pipeline.server.db import PROCESSING, Database, FileRecord
-from rag_pipeline.server.processing import UPLOADS_COLLECTION
+from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 
 from .conftest import ZEBRA, upload_text
 from .harness import live_server, wait_processed

@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from rag_pipeline.server.processing import UPLOADS_COLLECTION
+from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 
 from .conftest import FALCON, World, upload_text
 from .harness import wait_processed

@@ -92,7 +92,7 @@ def test_a_database_made_before_migrations_is_upgraded_with_its_data(
             None,
             0,
         )
-        assert link is not None and link.copied and link.path == ""
+        assert link is not None and link.state == "copied" and link.path == ""
         # The oldest schema had no claims: its first user is claimed as the admin.
         assert first is not None and first.user_id == "u-root"
     finally:

@@ -13,7 +13,9 @@ from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import ServerSettings
 from rag_pipeline.server.db import COMPLETED, FAILED, PENDING, PROCESSING, Database, FileRecord
 from rag_pipeline.server.db import User as UserRow
-from rag_pipeline.server.processing import UPLOADS_COLLECTION, FileProcessor, ProcessingWorker
+from rag_pipeline.server.jobs import JobQueue, Leases
+from rag_pipeline.server.scopes import UPLOADS_COLLECTION
+from rag_pipeline.server.services import FileProcessor
 
 
 @pytest.fixture
@@ -87,15 +89,21 @@ def test_a_batch_shares_one_run_and_keeps_each_file_apart(parts, tmp_path: Path)
     assert len(points(same_b)) == 1
 
 
+def _queue(database: Database, pipeline: Pipeline, batch: int) -> JobQueue:
+    leases = Leases(database)
+    return JobQueue(
+        database, leases, FileProcessor(database, pipeline, leases).process_batch, batch=batch
+    )
+
+
 def test_claims_are_exclusive_between_threads(parts, tmp_path: Path) -> None:
     database, pipeline = parts
     ids = {_add_file(database, tmp_path, f"f{n}.txt", b"x", PENDING) for n in range(40)}
-    workers = [ProcessingWorker(database, FileProcessor(database, pipeline), batch=3)]
-    workers.append(ProcessingWorker(database, FileProcessor(database, pipeline), batch=5))
+    workers = [_queue(database, pipeline, batch=3), _queue(database, pipeline, batch=5)]
     claimed: list[list[str]] = []
     lock = threading.Lock()
 
-    def drain(worker: ProcessingWorker) -> None:
+    def drain(worker: JobQueue) -> None:
         while batch := worker.claim():
             assert len(batch) <= worker._batch
             with lock:
@@ -121,7 +129,7 @@ def test_claims_take_turns_between_users(parts, tmp_path: Path) -> None:
     late = _add_file(database, tmp_path, "b.txt", b"y", PENDING)
     with database.session() as session:
         session.get(FileRecord, late).user_id = "u2"
-    worker = ProcessingWorker(database, FileProcessor(database, pipeline), batch=4)
+    worker = _queue(database, pipeline, batch=4)
     first = worker.claim()
     # The other user's one file goes in the first batch, beside the oldest of the many.
     assert late in first and len(first) == 4

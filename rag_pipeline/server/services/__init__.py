@@ -1,8 +1,9 @@
 """The server's services: one home for each decision; routes parse, call one, shape the answer.
 
-``FileService`` (upload, read, delete), ``KnowledgeService`` (knowledge bases and their
-files) and ``RetrievalService`` (queries and chats with files). Routes receive them as
-typed FastAPI dependencies.
+``FileService`` (upload, read, delete), ``FileProcessor`` (a claimed file through the
+pipeline), ``KnowledgeService`` (knowledge bases, their files, and every vector copy) and
+``RetrievalService`` (queries and chats with files). Routes receive them as typed FastAPI
+dependencies.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import Depends, Request
 
 from rag_pipeline.server.services.files import FileService
 from rag_pipeline.server.services.knowledge import KnowledgeService
+from rag_pipeline.server.services.processing import FileProcessor
 from rag_pipeline.server.services.retrieval import RetrievalService
 
 
@@ -48,6 +50,7 @@ KnowledgeBases = Annotated[KnowledgeService, Depends(_knowledge)]
 Retrieval = Annotated[RetrievalService, Depends(_retrieval)]
 
 __all__ = [
+    "FileProcessor",
     "FileService",
     "Files",
     "KnowledgeBases",

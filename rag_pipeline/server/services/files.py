@@ -15,10 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import defer
 
 from rag_pipeline.errors import NotFoundError, TooLargeError
-from rag_pipeline.server.db import FAILED, PENDING, PROCESSING, Database, FileRecord, KnowledgeFile
+from rag_pipeline.server.db import FAILED, PENDING, PROCESSING, Database, FileRecord
 from rag_pipeline.server.db import User as UserRow
+from rag_pipeline.server.jobs import JobQueue
 from rag_pipeline.server.ownership import owned_file, visible
-from rag_pipeline.server.processing import FileProcessor, ProcessingWorker
+from rag_pipeline.server.services.knowledge import KnowledgeService
+from rag_pipeline.server.services.processing import FileProcessor
 from rag_pipeline.server.settings import ServerSettings
 
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+")
@@ -48,20 +50,22 @@ def safe_filename(name: str | None) -> str:
 
 
 class FileService:
-    """Uploads: kept on disk and in the database, processed by the worker, deleted with their
-    vectors in every knowledge base."""
+    """Uploads: kept on disk and in the database, queued for the processor (or processed at
+    once), deleted with their vectors everywhere (by the knowledge service)."""
 
     def __init__(
         self,
         database: Database,
         settings: ServerSettings,
         processor: FileProcessor,
-        worker: ProcessingWorker,
+        queue: JobQueue,
+        knowledge: KnowledgeService,
     ) -> None:
         self.db = database
         self.settings = settings
         self.processor = processor
-        self.worker = worker
+        self.queue = queue
+        self.knowledge = knowledge
 
     def upload(
         self,
@@ -113,7 +117,7 @@ class FileService:
             with self.db.session() as session:
                 record = session.get(FileRecord, file_id) or record
         elif process:
-            self.worker.wake()
+            self.queue.wake()
         return record
 
     def list(self, user: UserRow, *, content: bool = True) -> list[FileRecord]:
@@ -147,14 +151,8 @@ class FileService:
     def delete(self, user: UserRow, file_id: str) -> None:
         """Delete a file, its original, and its vectors in the uploads and every knowledge base."""
         with self.db.session() as session:
-            record = owned_file(session, user, file_id)
-            knowledge_ids = session.scalars(
-                select(KnowledgeFile.knowledge_id).where(KnowledgeFile.file_id == file_id)
-            ).all()
-        for knowledge_id in knowledge_ids:
-            self.processor.unlink(knowledge_id, file_id)
-        self.processor.delete_file(file_id)
-        shutil.rmtree(Path(record.path).parent, ignore_errors=True)
+            owned_file(session, user, file_id)
+        self.knowledge.delete_file(file_id)
 
     def remove_orphans(self, min_age_seconds: float = 600.0) -> list[str]:
         """Delete upload folders that no file row names (an upload cut off by a crash).

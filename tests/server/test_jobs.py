@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from rag_pipeline.server.db import (
     FileRecord,
 )
 from rag_pipeline.server.db import User as UserRow
-from rag_pipeline.server.processing import FileProcessor, Leases, ProcessingWorker
+from rag_pipeline.server.jobs import JobQueue, Leases
+from rag_pipeline.server.services import FileProcessor
 
 from .databases import database_url, fresh_postgres_url, postgres_url
 
@@ -65,11 +67,30 @@ def _add_file(
     return file_id
 
 
+@dataclass
+class _Replica:
+    """One replica's queue and the processor it hands claimed files to."""
+
+    queue: JobQueue
+    processor: FileProcessor
+
+    @property
+    def leases(self) -> Leases:
+        return self.queue.leases
+
+    def claim(self) -> list[str]:
+        return self.queue.claim()
+
+    def stop(self) -> None:
+        self.queue.stop()
+
+
 def _replica(
     database: Database, pipeline: Pipeline, name: str, seconds: float = 60.0, batch: int = 4
-) -> ProcessingWorker:
+) -> _Replica:
     leases = Leases(database, name, seconds=seconds, max_attempts=3)
-    return ProcessingWorker(database, FileProcessor(database, pipeline, leases), batch=batch)
+    processor = FileProcessor(database, pipeline, leases)
+    return _Replica(JobQueue(database, leases, processor.process_batch, batch=batch), processor)
 
 
 def _row(database: Database, file_id: str) -> FileRecord:
@@ -196,7 +217,7 @@ def test_claims_are_exclusive_across_replicas(parts, tmp_path: Path) -> None:
     lock = threading.Lock()
     gate = threading.Barrier(8)
 
-    def drain(replica: ProcessingWorker) -> None:
+    def drain(replica: _Replica) -> None:
         gate.wait()
         while batch := replica.claim():
             assert len(batch) <= 3
