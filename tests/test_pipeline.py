@@ -11,7 +11,8 @@ import pytest
 
 from rag_pipeline import Settings
 from rag_pipeline.embedding import Embedder
-from rag_pipeline.pipeline import Pipeline, make_embedder
+from rag_pipeline.embedding.registry import make_embedder
+from rag_pipeline.pipeline import Pipeline
 
 from .conftest import FakeEmbedServer
 
@@ -103,12 +104,12 @@ def test_index_documents_indexes_extracted_text_once(tmp_path: Path) -> None:
         doc("kilns.txt", "A pottery kiln reaches about 1200 degrees Celsius for stoneware."),
     ]
     with Pipeline(Settings(data_dir=tmp_path)) as pipeline:
-        first = pipeline.index_documents(items, "notes", extra_payload={"batch": "one"})
+        first = pipeline.index(items, "notes", extra_payload={"batch": "one"})
         assert sorted(first.added) == ["kilns.txt", "otters.txt"]
         hits = pipeline.query("how hot does a kiln get?", "notes", top_k=1)
         assert hits[0].source == "kilns.txt"
         assert hits[0].metadata["batch"] == "one"
-        again = pipeline.index_documents(items, "notes")
+        again = pipeline.index(items, "notes")
         assert sorted(again.skipped) == ["kilns.txt", "otters.txt"]
         assert again.chunks_added == 0
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from rag_pipeline import Settings
-from rag_pipeline.pipeline import make_embedder
+from rag_pipeline.embedding.registry import make_embedder
 
 from .conftest import FakeEmbedServer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_pipeline.errors import ConfigError
-from rag_pipeline.store.base import SparseVector
+from rag_pipeline.types import SparseVector
 
 # Han, Hiragana, Katakana (incl. half-width), Hangul syllables and jamo: scripts written
 # without spaces between words (or, for Korean, with particles glued to words).

@@ -15,7 +15,7 @@ from rag_pipeline.ingest import IndexReport
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.retrieval.fusion import HybridFusion
 from rag_pipeline.settings import Settings
-from rag_pipeline.store.base import SearchMode
+from rag_pipeline.types import SearchMode
 
 
 @dataclass

@@ -15,8 +15,7 @@ from rag_pipeline.evaluation.metrics import evaluate, recall_curve
 from rag_pipeline.ingest import IndexReport
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.retrieval.fusion import FUSIONS, HybridFusion
-from rag_pipeline.store.base import SearchMode
-from rag_pipeline.types import Document, Hit
+from rag_pipeline.types import Document, Hit, SearchMode
 
 MODES: tuple[SearchMode, ...] = ("dense", "sparse", "hybrid")
 
@@ -90,7 +89,7 @@ def index_dataset(
     if not dataset.corpus:
         raise ConfigError(f"dataset {dataset.name!r} has no corpus to index")
     name = eval_collection(dataset, pipeline)
-    report = pipeline.index_documents(
+    report = pipeline.index(
         corpus_documents(dataset), name, progress=progress, prune=True, root=dataset.name
     )
     return name, report

@@ -16,10 +16,10 @@ import logging
 import math
 import os
 import pickle
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -36,8 +36,6 @@ from rag_pipeline.ingest.indexer import (
     write_prepared,
 )
 from rag_pipeline.ingest.prepare import Failed, PrepareConfig, Prepared, Preparer, reason
-from rag_pipeline.ingest.report import IndexReport, ProgressCallback
-from rag_pipeline.store.base import validate_collection_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -131,7 +129,7 @@ class EmbedActor:
         knowledge_id: str,
         embed_group: int,
     ) -> None:
-        from rag_pipeline.pipeline import make_embedder
+        from rag_pipeline.embedding.registry import make_embedder
 
         self.embedder = make_embedder(settings)
         self.dimension = dimension
@@ -191,7 +189,7 @@ class WriteActor:
     def __init__(
         self, settings: Settings, knowledge_id: str, extra: Mapping[str, Any], root_key: str
     ) -> None:
-        from rag_pipeline.pipeline import open_store
+        from rag_pipeline.store import open_store
 
         self.store = open_store(settings)
         self.knowledge_id = knowledge_id
@@ -251,6 +249,15 @@ class RayIndexer(Indexer):
         super().__init__(*args, **kwargs)
         self.settings = settings
         self.address = address
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline, *, workers: int | None = None, **extra: Any) -> Self:
+        """One over a pipeline's parts, on the cluster its settings name (RAG_RAY_ADDRESS;
+        none: a local one)."""
+        require_ray()  # before the store is opened or a model named
+        extra.setdefault("settings", pipeline.settings)
+        extra.setdefault("address", pipeline.settings.ray_address)
+        return super().for_pipeline(pipeline, workers=workers, **extra)
 
     def _process(self, planned: Iterator[_Task], run: _Run, writer: _Writer) -> None:
         """Run the planned sources through the cluster; record each as it comes back."""
@@ -423,42 +430,3 @@ class _quiet_ray_data:
         for name, value in self._saved.items():
             setattr(context, name, value)
         self._logger.setLevel(self._level)
-
-
-def ray_indexer(pipeline: Pipeline, address: str | None = None) -> RayIndexer:
-    """An indexer over the pipeline's parts that runs on Ray (``address``: the setting's)."""
-    require_ray()  # before the store is opened or a model named
-    local = pipeline.indexer()
-    return RayIndexer(
-        local.store,
-        local.choice or local.embedder,
-        local.chunker,
-        sparse_encoder=local.sparse_encoder,
-        limits=local.limits,
-        embed_group=local.embed_group,
-        settings=pipeline.settings,
-        address=address or pipeline.settings.ray_address,
-    )
-
-
-def index_on_ray(
-    pipeline: Pipeline,
-    path: str | os.PathLike[str],
-    knowledge_id: str,
-    *,
-    address: str | None = None,
-    progress: ProgressCallback | None = None,
-    on_total: Callable[[int], None] | None = None,
-    prune: bool = True,
-    extra_payload: dict[str, Any] | None = None,
-) -> IndexReport:
-    """``Pipeline.index`` on a Ray cluster: the same plan, report and stored points."""
-    validate_collection_name(knowledge_id)
-    return ray_indexer(pipeline, address).index(
-        path,
-        knowledge_id,
-        progress=progress,
-        on_total=on_total,
-        prune=prune,
-        extra_payload=extra_payload,
-    )

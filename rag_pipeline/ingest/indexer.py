@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from rag_pipeline.languages import NO_LETTERS
 from rag_pipeline.loaders import PAGED_SUFFIXES, LoadLimits, PageRef, finish, is_supported
 from rag_pipeline.store.base import StoredPoint, VectorStore
 from rag_pipeline.types import Document
+
+if TYPE_CHECKING:
+    from rag_pipeline.pipeline import Pipeline
 
 # Chunks embedded per call: many files' chunks together let the model sort them by length
 # and fill its batches; a few hundred keeps memory bounded.
@@ -301,6 +304,22 @@ class Indexer:
         self.limits = limits or LoadLimits()
         self.workers = default_workers() if workers is None else workers
         self.embed_group = embed_group
+
+    @classmethod
+    def for_pipeline(cls, pipeline: Pipeline, *, workers: int | None = None, **extra: Any) -> Self:
+        """One over a pipeline's parts and settings (``workers``: default the setting)."""
+        settings = pipeline.settings
+        return cls(
+            pipeline.store,
+            pipeline.choice or pipeline.embedder,
+            pipeline.chunker,
+            sparse_encoder=pipeline.sparse_encoder,
+            limits=settings.load_limits(),
+            workers=settings.workers if workers is None else workers,
+            # Enough chunks per call to fill several of the model's batches after sorting.
+            embed_group=max(EMBED_GROUP, 4 * settings.effective_batch_size),
+            **extra,
+        )
 
     def index(
         self,

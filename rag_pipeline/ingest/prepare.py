@@ -20,8 +20,7 @@ from rag_pipeline.loaders import (
     read_page,
     read_pages,
 )
-from rag_pipeline.store.base import SparseVector
-from rag_pipeline.types import Chunk, Document
+from rag_pipeline.types import Chunk, Document, SparseVector
 
 
 @dataclass(frozen=True, slots=True)

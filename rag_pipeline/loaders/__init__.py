@@ -14,6 +14,7 @@ from rag_pipeline.loaders.pages import Extraction, PageRef, merge_pages, read_pa
 from rag_pipeline.types import Document
 
 __all__ = [
+    "MEDIA_TYPES",
     "PAGED_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "Extraction",
@@ -79,6 +80,8 @@ _PAGED = {"pdf", "image"}
 PAGED_SUFFIXES: frozenset[str] = frozenset(k for k, v in _LOADERS.items() if v[0] in _PAGED)
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
+# suffix -> the MIME type its loader reads (the Documents' ``content_type``).
+MEDIA_TYPES: dict[str, str] = {suffix: entry[2] for suffix, entry in _LOADERS.items()}
 # Formats that are zip archives: their parts are checked before anything is decompressed.
 _ZIPPED = {".docx", ".pptx", ".xlsx", ".odt", ".epub"}
 # Defaults for the limits below (settings: RAG_MAX_EXTRACTED_CHARS, RAG_MAX_UNZIPPED_BYTES).

@@ -14,8 +14,8 @@ from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, NotFoundError
 from rag_pipeline.languages import model_leads, model_scripts, script_mix, script_of
 from rag_pipeline.retrieval.fusion import FUSIONS, HalfWeights, HybridFusion, fusion_weights
-from rag_pipeline.store.base import SearchMode, VectorStore, check_model
-from rag_pipeline.types import Hit, SearchScope
+from rag_pipeline.store.base import VectorStore, check_model
+from rag_pipeline.types import Hit, SearchMode, SearchScope
 
 # A collection's language mix is re-counted at most this often: it changes slowly, and
 # counting costs a facet request per query otherwise.

@@ -34,7 +34,7 @@ from rag_pipeline.errors import (
     UnsupportedTypeError,
     UpstreamError,
 )
-from rag_pipeline.pipeline import Pipeline, make_choice, make_embedder, open_store
+from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import failpoints
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
@@ -51,6 +51,8 @@ from rag_pipeline.server.routes import (
     retrieval,
 )
 from rag_pipeline.server.services import (
+    AccountService,
+    ExtractionService,
     FileProcessor,
     FileService,
     KnowledgeService,
@@ -128,16 +130,13 @@ def _server_pipeline(settings: ServerSettings) -> Pipeline:
     """The server's pipeline: one embedder for every upload, batched across requests."""
     from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 
-    store = open_store(settings)
-    embedder = make_embedder(settings)
     # Every upload shares one collection (and knowledge bases copy its vectors), so auto
-    # cannot choose per collection here: it keeps the model the uploads were made with.
-    choice = make_choice(settings, embedder)
-    described = store.collection_model(UPLOADS_COLLECTION) if choice is not None else None
-    if choice is not None and described is not None:
-        embedder = choice.for_model(described[0]) or embedder
+    # cannot choose per collection here: it keeps the model the uploads were made with
+    # (the pipeline's own per-collection choice, asked for that collection).
+    chooser = Pipeline(settings)
+    embedder = chooser.embedder_for(UPLOADS_COLLECTION)
     # Uploads processed at once share model batches (see BatchingEmbedder).
-    return Pipeline(settings, embedder=BatchingEmbedder(embedder), store=store)
+    return Pipeline(settings, embedder=BatchingEmbedder(embedder), store=chooser.store)
 
 
 def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -186,9 +185,14 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             settings.processing_batch,
         )
         state.services = Services(
+            accounts=AccountService(state.db, state.tokens, settings.enable_signup),
             files=FileService(state.db, settings, processor, state.queue, knowledge_service),
             knowledge=knowledge_service,
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
+            extraction=ExtractionService(settings.load_limits(), settings.max_file_bytes),
+            embeddings=state.embeddings,
+            upstreams=state.upstreams,
+            settings=settings,
         )
         # Changes a crash cut off are finished before any request sees their state.
         repaired = knowledge_service.repair()

@@ -14,6 +14,7 @@ from rag_pipeline.store.base import (
     VectorStore,
     validate_collection_name,
 )
+from rag_pipeline.store.factory import open_store
 from rag_pipeline.store.tenants import TenantStore
 
 if TYPE_CHECKING:
@@ -41,5 +42,6 @@ __all__ = [
     "StoredPoint",
     "TenantStore",
     "VectorStore",
+    "open_store",
     "validate_collection_name",
 ]

@@ -10,11 +10,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from rag_pipeline.errors import ConfigError, ModelMismatchError
-from rag_pipeline.types import Hit
+from rag_pipeline.types import Hit, SearchMode, SparseVector
 
 DENSE = "dense"
 SPARSE = "sparse"
-SearchMode = Literal["dense", "sparse", "hybrid"]
 Fusion = Literal["dbsf", "rrf"]
 # Payload conditions, all of which must hold: a string must equal, a list is "any of".
 Where = Mapping[str, str | Sequence[str]]
@@ -22,24 +21,17 @@ Where = Mapping[str, str | Sequence[str]]
 RRF_K = 60
 
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-# Payload fields our code filters or counts by (indexer state lookups, server uploads and
-# deletes, a collection's language mix): indexed when a collection is created, so neither
-# scans a large collection.
-FILTERED_FIELDS = ("key", "source", "file_id", "script")
+# Payload fields the library filters or counts by (indexer state lookups, a collection's
+# language mix): indexed when a collection is created, so neither scans a large
+# collection. Fields of an application on top (the server's ``file_id``) are indexed by it
+# with ``ensure_payload_index``.
+FILTERED_FIELDS = ("key", "source", "script")
 # More distinct values than any field we count by has (scripts: about a dozen).
 COUNT_LIMIT = 1000
 # Qdrant's default HNSW values, used where only one of m / ef_construct is set.
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
 HNSW_FULL_SCAN_THRESHOLD = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class SparseVector:
-    """Term ids and weights of a sparse (BM25-style) vector."""
-
-    indices: list[int]
-    values: list[float]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import pytest
 from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL, E5OnnxEmbedder
 from rag_pipeline.embedding.onnx import OnnxEmbedder
-from rag_pipeline.pipeline import make_choice
+from rag_pipeline.embedding.registry import make_choice
 from rag_pipeline.settings import Settings
 
 

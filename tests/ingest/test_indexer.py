@@ -200,11 +200,11 @@ def test_one_entry_for_files_and_extracted_text(tmp_path: Path, local_embedder) 
             SourceItem.from_file(path, "upload.md", fingerprint=digest),
             SourceItem.from_documents("typed.txt", [pipeline_document("Kayaks float.")]),
         ]
-        first = pipeline.index_sources(items, "kb")
+        first = pipeline.index(items, "kb")
         assert first.added == ["typed.txt", "upload.md"]
         stored = {p["source"]: p["file_hash"] for _, p, _ in pipeline.store.scroll_payloads("kb")}
         assert stored["upload.md"] == digest  # the fingerprint given is the one stored
-        again = pipeline.index_sources(items, "kb")
+        again = pipeline.index(items, "kb")
         assert again.skipped == ["typed.txt", "upload.md"] and again.chunks_added == 0
     with pytest.raises(Exception, match="path or documents"):
         SourceItem(source="nothing")
@@ -218,7 +218,7 @@ def test_keyed_items_with_one_name_stay_apart(tmp_path: Path, local_embedder) ->
             SourceItem("notes.txt", documents=tuple(doc), key=key, payload={"owner": key})
             for key in ("id-1", "id-2")
         ]
-        first = pipeline.index_sources(items, "shared")
+        first = pipeline.index(items, "shared")
         assert first.added == ["id-1", "id-2"]
         assert first.chunk_counts == {"id-1": 1, "id-2": 1}
         stored = {p["key"]: p for _, p, _ in pipeline.store.scroll_payloads("shared")}
@@ -230,7 +230,7 @@ def test_keyed_items_with_one_name_stay_apart(tmp_path: Path, local_embedder) ->
         changed = SourceItem(
             "notes.txt", documents=(pipeline_document("Skis glide on snow."),), key="id-1"
         )
-        again = pipeline.index_sources([changed, items[1]], "shared")
+        again = pipeline.index([changed, items[1]], "shared")
         assert (again.updated, again.skipped) == (["id-1"], ["id-2"])
         assert again.chunk_counts == {"id-1": 1, "id-2": 1}
         texts = {p["key"]: p["text"] for _, p, _ in pipeline.store.scroll_payloads("shared")}

@@ -23,7 +23,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, local_embedder) -> Pipeli
     data = tmp_path_factory.mktemp("adaptive")
     pipeline = Pipeline(Settings(data_dir=data), embedder=local_embedder)
     items = [SourceItem.from_documents(n, [Document(text=t, metadata={})]) for n, t in DOCS.items()]
-    pipeline.index_sources(items, "mixed")
+    pipeline.index(items, "mixed")
     return pipeline
 
 
@@ -66,5 +66,5 @@ def test_a_mostly_korean_collection_with_an_english_only_model_gets_advice(
     assert advice is not None
     assert "67%" in advice and "all-MiniLM-L6-v2" in advice and "RAG_EMBEDDER=" in advice
     english = [SourceItem.from_documents("a.txt", [Document(text=DOCS["otters.txt"])])]
-    pipeline.index_sources(english, "english")
+    pipeline.index(english, "english")
     assert pipeline.language_advice("english") is None

@@ -31,13 +31,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     settings = Settings(data_dir=tmp_path_factory.mktemp("auto"))
     assert settings.embedder == "auto"  # the default
     pipeline = Pipeline(settings)
-    pipeline.index_sources(_items(ENGLISH), "english")
-    pipeline.index_sources(_items(KOREAN), "korean")
+    pipeline.index(_items(ENGLISH), "english")
+    pipeline.index(_items(KOREAN), "korean")
     # One Korean file among nineteen is 5.3%: enough to expect Korean questions.
     mostly_english = {f"en{i}.txt": f"{text} (copy {i})" for i, text in enumerate(ENGLISH.values())}
     mostly_english |= {f"more{i}.txt": f"Plain English note number {i}." for i in range(15)}
     mostly_english["haedal.txt"] = KOREAN["haedal.txt"]
-    pipeline.index_sources(_items(mostly_english), "mostly-english")
+    pipeline.index(_items(mostly_english), "mostly-english")
     return pipeline
 
 
@@ -69,7 +69,7 @@ def test_a_korean_question_is_answered_by_both_halves_of_the_multilingual_collec
 def test_a_question_about_other_language_text_in_a_mixed_collection_is_not_lost_to_sparse(
     pipeline: Pipeline,
 ) -> None:
-    pipeline.index_sources(_items(ENGLISH | KOREAN), "bilingual")
+    pipeline.index(_items(ENGLISH | KOREAN), "bilingual")
     assert pipeline.store.collection_model("bilingual")[0] == E5_ONNX_MODEL
     # Bears are only written about in Korean; the English question shares a word
     # ("sleep") with an English file.
@@ -99,17 +99,17 @@ def test_one_search_over_collections_of_two_models_embeds_the_query_with_each(
 
 
 def test_a_collection_keeps_its_model_when_other_text_arrives(pipeline: Pipeline) -> None:
-    pipeline.index_sources(_items(KOREAN), "english")
+    pipeline.index(_items(KOREAN), "english")
     assert pipeline.store.collection_model("english")[0] == "all-MiniLM-L6-v2"
     # ...and the advice says what to do about it.
     advice = pipeline.language_advice("english")
     assert advice is not None and "e5onnx" in advice
-    report = pipeline.index_sources(_items(KOREAN), "korean")
+    report = pipeline.index(_items(KOREAN), "korean")
     assert sorted(report.skipped) == sorted(KOREAN) and report.chunks_added == 0
 
 
 def test_an_empty_run_makes_the_collection_with_the_default_model(tmp_path) -> None:
     with Pipeline(Settings(data_dir=tmp_path)) as pipeline:
-        report = pipeline.index_sources([], "empty")
+        report = pipeline.index([], "empty")
         assert report.chunks_added == 0
         assert pipeline.store.collection_model("empty")[0] == "all-MiniLM-L6-v2"

@@ -32,10 +32,10 @@ from typing import Any
 import httpx
 import pytest
 
-from rag_pipeline.pipeline import open_store
 from rag_pipeline.server import failpoints
 from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 from rag_pipeline.settings import Settings
+from rag_pipeline.store import open_store
 from tests.loopback import serve
 
 from .databases import database_url, fresh_postgres_url, postgres_url

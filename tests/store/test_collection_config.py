@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from rag_pipeline.errors import ConfigError
-from rag_pipeline.pipeline import open_store
 from rag_pipeline.settings import Settings
-from rag_pipeline.store import CollectionConfig, EdgeStore, QdrantStore
+from rag_pipeline.store import CollectionConfig, EdgeStore, QdrantStore, open_store
 from rag_pipeline.store.base import FILTERED_FIELDS
 from tests.loopback import serve
 

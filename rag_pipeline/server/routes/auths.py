@@ -6,16 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from rag_pipeline.server.auth import (
-    CurrentUser,
-    authenticate,
-    create_api_key,
-    create_user,
-    delete_api_keys,
-)
-from rag_pipeline.server.db import ApiKey, User
+from rag_pipeline.server.auth import CurrentUser
+from rag_pipeline.server.db import User
+from rag_pipeline.server.services import Accounts, AccountService
 
 router = APIRouter(prefix="/api/v1/auths", tags=["auths"])
 
@@ -42,8 +36,8 @@ class SigninForm(BaseModel):
     password: str
 
 
-def _session_answer(request: Request, user: User) -> dict[str, Any]:
-    token, expires = request.app.state.tokens.issue(user.id)
+def _session_answer(accounts: AccountService, user: User) -> dict[str, Any]:
+    token, expires = accounts.session_token(user)
     return {
         "id": user.id,
         "name": user.name,
@@ -58,55 +52,39 @@ def _session_answer(request: Request, user: User) -> dict[str, Any]:
 
 
 @router.post("/signup")
-def signup(request: Request, form: SignupForm) -> dict[str, Any]:
+def signup(accounts: Accounts, form: SignupForm) -> dict[str, Any]:
     """Create an account; the first becomes admin, later ones need signups enabled."""
-    state = request.app.state
-    with state.db.session() as session:
-        user = create_user(
-            session,
-            name=form.name,
-            email=form.email,
-            password=form.password,
-            open_signup=state.settings.enable_signup,
-        )
-    return _session_answer(request, user)
+    user = accounts.signup(form.name, form.email, form.password)
+    return _session_answer(accounts, user)
 
 
 @router.post("/signin")
-def signin(request: Request, form: SigninForm) -> dict[str, Any]:
+def signin(accounts: Accounts, form: SigninForm) -> dict[str, Any]:
     """Exchange email and password for a session token."""
-    with request.app.state.db.session() as session:
-        user = authenticate(session, form.email, form.password)
-        return _session_answer(request, user)
+    return _session_answer(accounts, accounts.signin(form.email, form.password))
 
 
 @router.get("/")
-def session_user(request: Request, user: CurrentUser) -> dict[str, Any]:
+def session_user(request: Request, accounts: Accounts, user: CurrentUser) -> dict[str, Any]:
     """The signed-in user; like Open WebUI, an API key is not a human session."""
     if request.state.auth_method != "jwt":
         raise HTTPException(403, "A human session is required.")
-    return _session_answer(request, user)
+    return _session_answer(accounts, user)
 
 
 @router.post("/api_key")
-def new_api_key(request: Request, user: CurrentUser) -> dict[str, str]:
+def new_api_key(accounts: Accounts, user: CurrentUser) -> dict[str, str]:
     """Issue a new ``sk-`` key (the previous one stops working); shown once."""
-    with request.app.state.db.session() as session:
-        return {"api_key": create_api_key(session, user.id)}
+    return {"api_key": accounts.new_api_key(user)}
 
 
 @router.get("/api_key")
-def show_api_key(request: Request, user: CurrentUser) -> dict[str, str]:
+def show_api_key(accounts: Accounts, user: CurrentUser) -> dict[str, str]:
     """The current key, masked: only its hash is stored."""
-    with request.app.state.db.session() as session:
-        key = session.scalar(select(ApiKey).where(ApiKey.user_id == user.id))
-        if key is None:
-            raise HTTPException(404, "No API key")
-        return {"api_key": key.prefix + "…"}
+    return {"api_key": accounts.api_key_prefix(user) + "…"}
 
 
 @router.delete("/api_key")
-def remove_api_key(request: Request, user: CurrentUser) -> bool:
+def remove_api_key(accounts: Accounts, user: CurrentUser) -> bool:
     """Revoke the user's key."""
-    with request.app.state.db.session() as session:
-        return delete_api_keys(session, user.id)
+    return accounts.delete_api_key(user)

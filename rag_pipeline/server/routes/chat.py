@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,11 +15,10 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.errors import UpstreamError
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.services import Retrieval
+from rag_pipeline.server.services import Retrieval, Upstream
 from rag_pipeline.server.shapes import chat_sources
 from rag_pipeline.server.upstream import (
     SseWatch,
-    Upstreams,
     ndjson_lines,
     ollama_completion,
     ollama_sse,
@@ -44,27 +43,23 @@ _LOCAL_FIELDS = {
 }
 
 
-def _upstreams(request: Request) -> Upstreams:
-    return request.app.state.upstreams
-
-
 def _listing_or_502(errors: list[str], models: list[dict[str, Any]]) -> None:
     if errors and not models:
         raise UpstreamError("; ".join(errors))
 
 
 @router.get("/api/models")
-async def list_models(request: Request, user: CurrentUser) -> dict[str, Any]:
+async def list_models(upstreams: Upstream, user: CurrentUser) -> dict[str, Any]:
     """Every model of every upstream, merged, in Open WebUI's shape."""
-    listing = await _upstreams(request).models()
+    listing = await upstreams.models()
     _listing_or_502(listing.errors, listing.models)
     return {"data": [{**m, "tags": [], "actions": [], "filters": []} for m in listing.models]}
 
 
 @router.get("/api/models/base")
-async def list_base_models(request: Request, user: CurrentUser) -> dict[str, Any]:
+async def list_base_models(upstreams: Upstream, user: CurrentUser) -> dict[str, Any]:
     """The upstream models without server-side decorations."""
-    listing = await _upstreams(request).models()
+    listing = await upstreams.models()
     _listing_or_502(listing.errors, listing.models)
     return {
         "data": [
@@ -74,9 +69,9 @@ async def list_base_models(request: Request, user: CurrentUser) -> dict[str, Any
 
 
 @router.get("/openai/models")
-async def list_openai_models(request: Request, user: CurrentUser) -> dict[str, Any]:
+async def list_openai_models(upstreams: Upstream, user: CurrentUser) -> dict[str, Any]:
     """The OpenAI-compatible upstream's models."""
-    listing = await _upstreams(request).models()
+    listing = await upstreams.models()
     _listing_or_502(listing.errors, listing.models)
     return {"data": [m for m in listing.models if m.get("owned_by") == "openai"]}
 
@@ -122,11 +117,10 @@ class ChatRequest(BaseModel):
 
 @router.post("/api/chat/completions", response_model=None)
 async def chat_completions(
-    request: Request, user: CurrentUser, retrieval: Retrieval, chat: ChatRequest
+    upstreams: Upstream, user: CurrentUser, retrieval: Retrieval, chat: ChatRequest
 ) -> JSONResponse | StreamingResponse:
     """OpenAI-compatible chat; ``files`` entries ground the answer in files or collections."""
     body = chat.model_dump(exclude_unset=True)
-    upstreams = _upstreams(request)
     model = await upstreams.find(body["model"])
     refs = body.get("files") or []
     forward = {k: v for k, v in body.items() if k not in _LOCAL_FIELDS}
@@ -136,7 +130,7 @@ async def chat_completions(
             retrieval.enrich, user, body["model"], forward["messages"], refs
         )
         forward["messages"] = messages
-        sources = chat_sources(groups, request.app.state.pipeline.embedder.model_name)
+        sources = chat_sources(groups, retrieval.model_name)
     # Retried inside while nothing was received (connect errors, 429, 503); never after.
     response = await upstreams.open_chat(model, forward)
     url, what = upstreams.chat_target(model)

@@ -15,8 +15,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
+from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.routes.openai_compat import check_text, serves
+from rag_pipeline.server.services import Embeddings, Upstream
 from rag_pipeline.server.upstream import Upstreams, describe
 
 router = APIRouter(prefix="/ollama", tags=["ollama"])
@@ -119,9 +121,8 @@ async def _check_upstream_model(upstreams: Upstreams, requested: str) -> None:
     raise HTTPException(400, f"Model '{requested}' was not found")
 
 
-async def _local(request: Request, path: str) -> Response:
+async def _local(request: Request, embedder: Embedder, path: str) -> Response:
     """Answer the embedding part of the Ollama API with the server's own model."""
-    embedder = request.app.state.embeddings
     name = embedder.model_name
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": [_local_tag(name)]})
@@ -156,15 +157,16 @@ async def _local(request: Request, path: str) -> Response:
     )
 
 
-async def ollama_proxy(request: Request, user: CurrentUser, path: str) -> Response:
+async def ollama_proxy(
+    request: Request, user: CurrentUser, upstreams: Upstream, embedder: Embeddings, path: str
+) -> Response:
     """Forward any Ollama API call unchanged, streaming NDJSON answers through."""
     path = _normalised(path)
     method = "GET" if request.method == "HEAD" else request.method
     if user.role != "admin" and (method, path) not in _USER_CALLS:
         raise HTTPException(403, f"Only an admin may call /ollama/{path}")
-    upstreams = request.app.state.upstreams
     if not upstreams.ollama_url:
-        return await _local(request, path)
+        return await _local(request, embedder, path)
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": await upstreams.ollama_tags()})
     if path in _EMBED_CALLS and request.method == "POST":

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from rag_pipeline.chunking.tokens import count_tokens
 from rag_pipeline.server.auth import CurrentUser
+from rag_pipeline.server.services import Embeddings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -105,7 +106,7 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
         }
     },
 )
-async def embeddings(request: Request, user: CurrentUser) -> JSONResponse:
+async def embeddings(request: Request, user: CurrentUser, embedder: Embeddings) -> JSONResponse:
     """Embed texts with the server's model, answered as OpenAI's embeddings API does."""
     try:
         body = await request.json()
@@ -113,7 +114,6 @@ async def embeddings(request: Request, user: CurrentUser) -> JSONResponse:
         raise HTTPException(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "The request body must be a JSON object")
-    embedder = request.app.state.embeddings
     name = embedder.model_name
     requested = body.get("model")
     if not isinstance(requested, str) or not requested:
@@ -157,9 +157,9 @@ async def embeddings(request: Request, user: CurrentUser) -> JSONResponse:
 
 
 @router.get("/models")
-async def models(request: Request, user: CurrentUser) -> dict[str, Any]:
+async def models(user: CurrentUser, embedder: Embeddings) -> dict[str, Any]:
     """The one model this API serves, in OpenAI's list shape."""
-    name = request.app.state.pipeline.embedder.model_name
+    name = embedder.model_name
     return {
         "object": "list",
         "data": [{"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline"}],

@@ -8,24 +8,16 @@ limit before this route reads a byte of it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel
-from starlette.requests import ClientDisconnect
 
-from rag_pipeline.errors import TooLargeError
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.services import extraction
+from rag_pipeline.server.services import Extractor
 
 router = APIRouter(tags=["extraction"])
 
-# Bytes gathered before a write to the temporary file (done off the event loop).
-_FLUSH_BYTES = 1 << 20
 
 # Any media type is accepted (the file's own); text/plain is listed too, so that
 # schema-driven clients also send bodies we read, not only bytes of no known type.
@@ -67,6 +59,7 @@ class ExtractedDocument(BaseModel):
 async def process_document(
     request: Request,
     user: CurrentUser,  # any signed-in user: its key is EXTERNAL_DOCUMENT_LOADER_API_KEY
+    extractor: Extractor,
     x_filename: Annotated[
         str | None,
         Header(
@@ -81,35 +74,7 @@ async def process_document(
     A file we cannot read answers 400 with the reason, an unknown type 415 (before the
     body is read), a body past the file limit 413.
     """
-    target = extraction.target(x_filename, request.headers.get("content-type"))
-    settings = request.app.state.settings
-    limit = settings.max_file_bytes
-    too_large = TooLargeError(f"{target.name}: file too large: the limit is {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-
-    folder = Path(await run_in_threadpool(tempfile.mkdtemp, prefix="rag-process-"))
-    try:
-        path = folder / target.disk_name
-        with path.open("wb") as out:
-            size = 0
-            pending = bytearray()
-            try:
-                async for block in request.stream():
-                    size += len(block)
-                    if size > limit:
-                        raise too_large
-                    pending += block
-                    if len(pending) >= _FLUSH_BYTES:
-                        await run_in_threadpool(out.write, bytes(pending))
-                        pending.clear()
-            except ClientDisconnect:
-                raise HTTPException(400, "the client went away before the body ended") from None
-            if pending:
-                await run_in_threadpool(out.write, bytes(pending))
-        return await run_in_threadpool(
-            extraction.extract, path, target.name, settings.load_limits()
-        )
-    finally:
-        await run_in_threadpool(shutil.rmtree, folder, True)
+    headers = request.headers
+    return await extractor.process(
+        x_filename, headers.get("content-type"), headers.get("content-length"), request.stream()
+    )

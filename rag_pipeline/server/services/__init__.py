@@ -1,9 +1,11 @@
 """The server's services: one home for each decision; routes parse, call one, shape the answer.
 
-``FileService`` (upload, read, delete), ``FileProcessor`` (a claimed file through the
-pipeline), ``KnowledgeService`` (knowledge bases, their files, and every vector copy) and
-``RetrievalService`` (queries and chats with files). Routes receive them as typed FastAPI
-dependencies.
+``AccountService`` (sign-up, sign-in, keys), ``FileService`` (upload, read, delete),
+``FileProcessor`` (a claimed file through the pipeline), ``KnowledgeService`` (knowledge
+bases, their files, and every vector copy) and ``RetrievalService`` (queries and chats
+with files); beside them the embedding model as the embedding APIs use it, the upstream
+model servers and the settings. Routes receive each as a typed FastAPI dependency (the
+``Annotated`` names below): this module is the only one that reads ``app.state``.
 """
 
 from __future__ import annotations
@@ -13,24 +15,55 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.server.services.accounts import AccountService
+from rag_pipeline.server.services.extraction import ExtractionService
 from rag_pipeline.server.services.files import FileService
 from rag_pipeline.server.services.knowledge import KnowledgeService
 from rag_pipeline.server.services.processing import FileProcessor
 from rag_pipeline.server.services.retrieval import RetrievalService
+from rag_pipeline.server.settings import ServerSettings
+from rag_pipeline.server.upstream import Upstreams
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     """The services of one running app."""
 
+    accounts: AccountService
     files: FileService
     knowledge: KnowledgeService
     retrieval: RetrievalService
+    extraction: ExtractionService
+    # The server's model for the embedding APIs (answers it gave before come from memory).
+    embeddings: Embedder
+    upstreams: Upstreams
+    settings: ServerSettings
 
 
 def services(request: Request) -> Services:
     """The running app's services (built in its lifespan)."""
     return request.app.state.services
+
+
+def _accounts(request: Request) -> AccountService:
+    return services(request).accounts
+
+
+def _embeddings(request: Request) -> Embedder:
+    return services(request).embeddings
+
+
+def _upstreams(request: Request) -> Upstreams:
+    return services(request).upstreams
+
+
+def _settings(request: Request) -> ServerSettings:
+    return services(request).settings
+
+
+def _extraction(request: Request) -> ExtractionService:
+    return services(request).extraction
 
 
 def _files(request: Request) -> FileService:
@@ -45,11 +78,22 @@ def _retrieval(request: Request) -> RetrievalService:
     return services(request).retrieval
 
 
+Accounts = Annotated[AccountService, Depends(_accounts)]
+Embeddings = Annotated[Embedder, Depends(_embeddings)]
+Upstream = Annotated[Upstreams, Depends(_upstreams)]
+Config = Annotated[ServerSettings, Depends(_settings)]
+Extractor = Annotated[ExtractionService, Depends(_extraction)]
 Files = Annotated[FileService, Depends(_files)]
 KnowledgeBases = Annotated[KnowledgeService, Depends(_knowledge)]
 Retrieval = Annotated[RetrievalService, Depends(_retrieval)]
 
 __all__ = [
+    "AccountService",
+    "Accounts",
+    "Config",
+    "Embeddings",
+    "ExtractionService",
+    "Extractor",
     "FileProcessor",
     "FileService",
     "Files",
@@ -58,4 +102,5 @@ __all__ = [
     "Retrieval",
     "RetrievalService",
     "Services",
+    "Upstream",
 ]

@@ -15,22 +15,27 @@ import math
 import mimetypes
 import os
 import re
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from fastapi.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
 from rag_pipeline.chunking.splitter import markdown_sections
-from rag_pipeline.errors import ConfigError, UnsupportedTypeError
-from rag_pipeline.loaders import _LOADERS, SUPPORTED_SUFFIXES, LoadLimits, load_file
+from rag_pipeline.errors import ConfigError, TooLargeError, UnsupportedTypeError
+from rag_pipeline.loaders import MEDIA_TYPES, SUPPORTED_SUFFIXES, LoadLimits, load_file
 from rag_pipeline.server.services.files import safe_filename
 from rag_pipeline.types import Document
 
 # A MIME type -> the suffix our loaders read it by: the loader table's own types, then the
 # other spellings clients send for them.
 _TYPE_SUFFIX: dict[str, str] = {}
-for _suffix, (_module, _function, _type) in _LOADERS.items():
+for _suffix, _type in MEDIA_TYPES.items():
     _TYPE_SUFFIX.setdefault(_type, _suffix)
 _TYPE_SUFFIX.update(
     {
@@ -61,6 +66,8 @@ _STORED_PREFIX = re.compile(
 _MAX_HEADER_CHARS = 4096
 # The name a file without an X-Filename is reported under.
 _UNNAMED = "document"
+# Bytes gathered before a write to the temporary file (done off the event loop).
+_FLUSH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +182,53 @@ def target(x_filename: str | None, content_type: str | None) -> Target:
         f"{name or _UNNAMED}: unsupported {what} and Content-Type {kind}; "
         f"supported suffixes: {supported}"
     )
+
+
+class ExtractionService:
+    """``PUT /process``: a request's body streamed to a temporary file within the file limit,
+    read by our loaders, answered as Open WebUI's document objects."""
+
+    def __init__(self, limits: LoadLimits, max_bytes: int) -> None:
+        self.limits = limits
+        self.max_bytes = max_bytes
+
+    async def process(
+        self,
+        x_filename: str | None,
+        content_type: str | None,
+        content_length: str | None,
+        body: AsyncIterator[bytes],
+    ) -> list[dict[str, Any]]:
+        """Name and type checked before a byte is read (415), the size while it streams
+        (413), then the file extracted off the event loop (400 when it cannot be read)."""
+        named = target(x_filename, content_type)
+        limit = self.max_bytes
+        too_large = TooLargeError(f"{named.name}: file too large: the limit is {limit} bytes")
+        declared = (content_length or "").strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        folder = Path(await run_in_threadpool(tempfile.mkdtemp, prefix="rag-process-"))
+        try:
+            path = folder / named.disk_name
+            with path.open("wb") as out:
+                size = 0
+                pending = bytearray()
+                try:
+                    async for block in body:
+                        size += len(block)
+                        if size > limit:
+                            raise too_large
+                        pending += block
+                        if len(pending) >= _FLUSH_BYTES:
+                            await run_in_threadpool(out.write, bytes(pending))
+                            pending.clear()
+                except ClientDisconnect:
+                    raise ConfigError("the client went away before the body ended") from None
+                if pending:
+                    await run_in_threadpool(out.write, bytes(pending))
+            return await run_in_threadpool(extract, path, named.name, self.limits)
+        finally:
+            await run_in_threadpool(shutil.rmtree, folder, True)
 
 
 def extract(path: Path, name: str, limits: LoadLimits) -> list[dict[str, Any]]:

@@ -123,7 +123,7 @@ class FileProcessor:
         try:
             # Inline: uploads arrive extracted, and the server's threads already run
             # several batches at once (a process pool per batch costs more than it saves).
-            report = self.pipeline.indexer(workers=0).run(items, UPLOADS_COLLECTION)
+            report = self.pipeline.index(items, UPLOADS_COLLECTION, workers=0)
         except Exception as exc:  # the store or the model failed the whole run
             log.exception("indexing uploads %s failed", [i.key for i in items])
             for upload, _ in group:

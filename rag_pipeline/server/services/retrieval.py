@@ -13,8 +13,7 @@ from rag_pipeline.server.db import Database, FileRecord, Knowledge
 from rag_pipeline.server.db import User as UserRow
 from rag_pipeline.server.ownership import owned_file, owned_knowledge
 from rag_pipeline.server.scopes import FILE_COLLECTION_PREFIX, file_scope, knowledge_scope
-from rag_pipeline.store.base import SearchMode
-from rag_pipeline.types import Hit, SearchScope
+from rag_pipeline.types import Hit, SearchMode, SearchScope
 
 
 class RetrievalService:
@@ -24,6 +23,16 @@ class RetrievalService:
         self.db = database
         self.pipeline = pipeline
         self.top_k = top_k
+
+    @property
+    def model_name(self) -> str:
+        """The embedding model's name, as answers report it."""
+        return self.pipeline.embedder.model_name
+
+    @property
+    def prompt_template(self) -> str:
+        """The template a chat's context is placed in."""
+        return self.pipeline.prompt_builder.template
 
     def scope_for_name(self, session: Session, user: UserRow, name: str) -> SearchScope:
         """The scope of a collection a client names (``file-{id}`` or a knowledge id)."""
