@@ -11,6 +11,7 @@ import pytest
 
 from rag_pipeline import Settings
 from rag_pipeline.embedding import Embedder
+from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL
 from rag_pipeline.embedding.registry import make_embedder
 from rag_pipeline.pipeline import Pipeline
 
@@ -164,3 +165,20 @@ def test_parts_given_to_the_pipeline_are_the_ones_it_uses(tmp_path, local_embedd
         assert again.query("otters", "kb", top_k=2)[0].source == "a.txt"
     with pytest.raises(ConfigError, match="another store"):
         Pipeline(settings, store=object(), retriever=retriever)  # type: ignore[arg-type]
+
+
+def test_a_first_index_on_an_empty_model_cache_reads_every_japanese_file(tmp_path: Path) -> None:
+    # auto mode on a fresh data dir: the default model preloads while the first batches
+    # export the multilingual one (both exports used to collide: 110 of 119 files failed).
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(24):
+        (docs / f"note-{n}.txt").write_text(
+            f"第{n}章。港町の朝は霧が深く、漁師たちは{n}隻の船を数えた。\n", encoding="utf-8"
+        )
+    settings = Settings(data_dir=tmp_path / "data", model_cache_dir=tmp_path / "models")
+    with Pipeline(settings) as pipeline:
+        report = pipeline.index(docs, "japanese")
+        assert report.errors == []
+        assert len(report.added) == 24
+        assert pipeline.store.collection_model("japanese")[0] == E5_ONNX_MODEL

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -188,8 +189,21 @@ def _dummy_batch(spec: ModelSpec, rows: int, width: int) -> tuple[Any, Any]:
     return ids, mask
 
 
+# torch's ONNX exporter keeps process-wide state (GLOBALS.in_onnx_export): two exports at
+# once in one process, even of two models, fail ("must be False"). A first index in auto
+# mode did exactly that (the default model preloading in one thread while the first
+# batches loaded the multilingual one): one export at a time per process. Between
+# processes, the file lock on the cache folder (onnx._export_lock) does the rest.
+_EXPORTING = threading.Lock()
+
+
 def export_onnx(spec: ModelSpec, target: Path) -> None:
     """Export ``spec``'s model as a float32 ONNX graph that outputs sentence embeddings."""
+    with _EXPORTING:
+        _export_onnx(spec, target)
+
+
+def _export_onnx(spec: ModelSpec, target: Path) -> None:
     import numpy as np
     import onnxruntime as ort
     import torch

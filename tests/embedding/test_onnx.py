@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,55 @@ def test_bad_arguments_and_unsupported_pooling(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="pooling mode max"):
         embedder.embed_query("x")
     assert not (tmp_path / "cache").exists()
+
+
+def test_two_models_exported_at_once_in_one_process(tmp_path: Path) -> None:
+    # A first `rag index` in auto mode: the default model preloads in one thread while the
+    # first batches load the multilingual one; torch's exporter is process-global.
+    from rag_pipeline.embedding.e5_onnx import E5OnnxEmbedder
+
+    models = [OnnxEmbedder(cache_dir=tmp_path / "a"), E5OnnxEmbedder(cache_dir=tmp_path / "b")]
+    gate = threading.Barrier(len(models))
+    errors: list[BaseException] = []
+
+    def load(model: OnnxEmbedder) -> None:
+        gate.wait()
+        try:
+            model.preload()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(m,)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for model in models:
+        assert model.embed_documents(["雨の日の港", "a rainy harbour"]).shape[0] == 2
+
+
+def test_two_processes_exporting_into_one_cache_export_once(tmp_path: Path) -> None:
+    # Two `rag` commands (or replicas) on one model cache: one exports, the other waits for
+    # it and loads the same file.
+    script = (
+        "import sys\n"
+        "from rag_pipeline.embedding.onnx import OnnxEmbedder\n"
+        "e = OnnxEmbedder(cache_dir=sys.argv[1])\n"
+        "e.embed_query('x')\n"
+        "s = e.onnx_path.stat()\n"
+        "print(s.st_ino, s.st_mtime_ns)\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    answers = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [err[-2000:] for _, err in answers]
+    # The same file, written once: neither replaced the other's export.
+    assert answers[0][0] == answers[1][0]
