@@ -32,7 +32,8 @@ class Fault:
 
     ``kind``: ``status`` (answer ``status`` with ``headers``), ``timeout`` (say nothing for
     ``seconds``), ``reset`` (send part of the answer, then a TCP reset), ``eof`` (send part,
-    then close cleanly), ``stall`` (send part, then nothing for ``seconds``), ``malformed``
+    then close cleanly), ``stall`` (send part — a non-streamed answer: the headers and half
+    the body — then nothing for ``seconds``), ``malformed``
     (200 with broken JSON), ``count`` (one vector too few), ``dim`` (one dimension too many).
     """
 
@@ -161,7 +162,18 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 choice = {"index": 0, "message": message, "finish_reason": "stop"}
                 answer = {"id": "c", "object": "chat.completion", "choices": [choice]}
-            self._send(200, json.dumps(answer).encode())
+            data = json.dumps(answer).encode()
+            if fault and fault.kind == "stall":
+                # Headers and half the body, then nothing: a read timeout after the headers.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.state.stop.wait(fault.seconds)
+                return
+            self._send(200, data)
             return
         if ollama:
             lines = [

@@ -47,6 +47,16 @@ class ModelList:
     fetched: float = 0.0
 
 
+def timeout_status(exc: BaseException) -> int:
+    """504 (a gateway timeout) when the upstream did not answer in time, else 502."""
+    return 504 if isinstance(exc, httpx.TimeoutException) else 502
+
+
+def upstream_failure(exc: httpx.HTTPError, what: str, url: str) -> UpstreamError:
+    """The error a failed upstream call answers with: its description, 502 or 504."""
+    return UpstreamError(describe(exc, what, url), status=timeout_status(exc))
+
+
 def describe(exc: httpx.HTTPError, what: str, url: str) -> str:
     """A readable sentence for a transport error."""
     if isinstance(exc, httpx.TimeoutException):
@@ -97,7 +107,7 @@ class Upstreams:
         try:
             response = await self.client.get(url, headers=headers)
         except httpx.HTTPError as exc:
-            raise UpstreamError(describe(exc, what, url)) from exc
+            raise upstream_failure(exc, what, url) from exc
         if response.status_code != 200:
             raise UpstreamError(f"{what} at {url} answered {response.status_code}")
         try:
@@ -252,7 +262,7 @@ class Upstreams:
             try:
                 await response.aread()
             except httpx.HTTPError as exc:
-                raise UpstreamError(describe(exc, what, url)) from exc
+                raise upstream_failure(exc, what, url) from exc
             finally:
                 await response.aclose()
         return response
@@ -277,9 +287,9 @@ class Upstreams:
             response = await self.client.send(built, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # The request never reached the upstream: safe to send again.
-            raise _Retryable(describe(exc, what, url)) from exc
+            raise _Retryable(describe(exc, what, url), status=timeout_status(exc)) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamError(describe(exc, what, url)) from exc
+            raise upstream_failure(exc, what, url) from exc
         if response.status_code < 400:
             return response
         try:

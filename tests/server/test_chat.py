@@ -116,10 +116,10 @@ def test_unknown_model_is_400(world: World) -> None:
     assert world.upstream.chats() == []
 
 
-def test_slow_upstream_times_out_with_502(world: World) -> None:
+def test_slow_upstream_times_out_with_504(world: World) -> None:
     body = {"model": "fake-slow", "messages": [{"role": "user", "content": "hi"}]}
     response = _chat(world, body)
-    assert response.status_code == 502
+    assert response.status_code == 504
     assert "did not answer in time" in response.json()["detail"]
 
 

@@ -222,9 +222,27 @@ def test_read_errors_of_a_post_are_not_retried(tmp_path: Path) -> None:
 
     upstreams = _upstreams(handler, tmp_path)
     url = "http://upstream.test/v1/chat/completions"
-    with pytest.raises(UpstreamError, match="did not answer in time"):
+    with pytest.raises(UpstreamError, match="did not answer in time") as raised:
         asyncio.run(upstreams.open("POST", url, "the upstream", json_body={}))
     assert len(calls) == 1
+    assert raised.value.status == 504
+
+
+@pytest.mark.parametrize(
+    ("fault", "stream"),
+    [
+        (Fault("timeout", seconds=3), False),  # nothing, not even headers
+        (Fault("timeout", seconds=3), True),
+        (Fault("stall", seconds=3), False),  # headers and part of the body, then nothing
+    ],
+)
+def test_an_upstream_that_does_not_answer_in_time_is_a_504(
+    faulty: Setup, fault: Fault, stream: bool
+) -> None:
+    faulty.upstream.chat_faults = [fault]
+    response = faulty.chat(stream=stream)
+    assert response.status_code == 504, response.text
+    assert "did not answer in time" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(("method", "tries"), [("GET", 3), ("POST", 1)])
