@@ -107,3 +107,32 @@ def test_malformed_chat_bodies_are_422_naming_the_field(world: World) -> None:
     assert answer.status_code == 200, answer.text
     sent = world.upstream.chats()[-1]["body"]
     assert sent["temperature"] == 0.2 and sent["messages"][0]["name"] == "x"
+
+
+def test_bodies_nested_too_deeply_are_400_not_500(world: World) -> None:
+    deep_list = "[" * 200_000 + "]" * 200_000
+    deep_object = '{"a":' * 5_000 + "1" + "}" * 5_000
+    for path in ("/v1/embeddings", "/ollama/api/embed", "/api/v1/knowledge/create"):
+        for body in (deep_list, deep_object):
+            response = httpx.post(
+                world.url + path,
+                headers={**world.admin.headers, "Content-Type": "application/json"},
+                content=body,
+                timeout=30,
+            )
+            assert response.status_code in (400, 422), (path, response.status_code)
+            assert response.json()["detail"], path
+
+
+def test_ollama_generate_and_chat_with_an_unlisted_model_are_400(world: World) -> None:
+    world.upstream.clear()
+    for path in ("/ollama/api/generate", "/ollama/api/chat"):
+        body = {"model": "no-such-model:7b", "prompt": "hi", "messages": []}
+        response = httpx.post(world.url + path, headers=world.admin.headers, json=body)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["detail"] == "Model 'no-such-model:7b' was not found"
+    assert world.upstream.chats() == []
+    # A listed model is forwarded as before.
+    body = {"model": "llama3.1", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    response = httpx.post(world.url + "/ollama/api/chat", headers=world.admin.headers, json=body)
+    assert response.status_code == 200, response.text

@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.routes.openai_compat import check_text, serves
+from rag_pipeline.server.routes.openai_compat import check_text, json_object, serves
 from rag_pipeline.server.services import Embeddings, Upstream
 from rag_pipeline.server.upstream import Upstreams, describe
 
@@ -86,16 +86,9 @@ def _local_tag(model_name: str) -> dict[str, Any]:
 
 
 _EMBED_CALLS = ("api/embed", "api/embeddings")
-
-
-async def _embed_body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(400, "The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "The request body must be a JSON object")
-    return body
+# Calls naming a model that must be one the upstream lists (Open WebUI 0.12.4's
+# routers/ollama.py checks these before it forwards them).
+_MODEL_CALLS = ("api/generate", "api/chat")
 
 
 def _tagged(name: str) -> str:
@@ -129,7 +122,7 @@ async def _local(request: Request, embedder: Embedder, path: str) -> Response:
     if path == "api/version" and request.method == "GET":
         return JSONResponse({"version": "0.0.0-rag-pipeline"})
     if path in _EMBED_CALLS and request.method == "POST":
-        body = await _embed_body(request)
+        body = await json_object(request)
         requested = str(body.get("model", ""))
         if not serves(name, requested):
             raise HTTPException(400, f"Model '{requested}' was not found")
@@ -169,9 +162,10 @@ async def ollama_proxy(
         return await _local(request, embedder, path)
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": await upstreams.ollama_tags()})
-    if path in _EMBED_CALLS and request.method == "POST":
-        # Open WebUI checks the model before it forwards an embedding call; so do we.
-        body = await _embed_body(request)
+    if path in _EMBED_CALLS + _MODEL_CALLS and request.method == "POST":
+        # Open WebUI checks the model before it forwards these calls (400 "Model '…' was
+        # not found"); so do we. The body read here is forwarded as it came.
+        body = await json_object(request)
         await _check_upstream_model(upstreams, str(body.get("model", "")))
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
     response = await upstreams.open(

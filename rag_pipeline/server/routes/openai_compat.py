@@ -97,6 +97,19 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
     return vector.tolist()
 
 
+async def json_object(request: Request) -> dict[str, Any]:
+    """A request body that must be a JSON object; 400 with the reason otherwise."""
+    try:
+        body = await request.json()
+    except RecursionError:  # json.loads recurses once per level: '[' * 2_000_000
+        raise HTTPException(400, "The request body nests too deeply to be read") from None
+    except ValueError:
+        raise HTTPException(400, "The request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "The request body must be a JSON object")
+    return body
+
+
 @router.post(
     "/embeddings",
     openapi_extra={
@@ -108,12 +121,7 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
 )
 async def embeddings(request: Request, user: CurrentUser, embedder: Embeddings) -> JSONResponse:
     """Embed texts with the server's model, answered as OpenAI's embeddings API does."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(400, "The request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "The request body must be a JSON object")
+    body = await json_object(request)
     name = embedder.model_name
     requested = body.get("model")
     if not isinstance(requested, str) or not requested:
