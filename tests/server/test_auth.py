@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -308,3 +309,24 @@ def test_tokens_without_expiry_are_refused_and_the_database_is_private(world: Wo
     assert httpx.get(f"{world.url}/api/v1/files/", headers=headers).status_code == 200
     database = world.server.settings.data_dir / "server.db"
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+def test_another_users_collection_and_a_missing_one_answer_alike(world: World) -> None:
+    # No existence oracle: "not yours" and "not there" are the same 404, word for word.
+    missing_file, missing_knowledge = str(uuid.uuid4()), str(uuid.uuid4())
+    pairs = [
+        (f"file-{world.zebra_id}", f"file-{missing_file}"),
+        (world.knowledge_id, missing_knowledge),
+    ]
+    for path in ("query/doc", "query/collection"):
+        for theirs, nowhere in pairs:
+            answers = []
+            for name in (theirs, nowhere):
+                body: dict[str, Any] = {"query": "zebra", "collection_name": name}
+                if path == "query/collection":
+                    body = {"query": "zebra", "collection_names": [name]}
+                response = httpx.post(
+                    f"{world.url}/api/v1/retrieval/{path}", headers=world.bob.headers, json=body
+                )
+                answers.append((response.status_code, response.json()["detail"]))
+            assert answers[0] == answers[1] == (404, "Collection not found"), (path, answers)

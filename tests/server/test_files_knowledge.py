@@ -232,6 +232,32 @@ def test_batch_add_checks_every_file_before_adding_any(world: World) -> None:
     assert files["items"] == []
 
 
+def test_batch_add_in_several_folders_is_all_or_nothing(world: World) -> None:
+    # Bob's own file in one folder, another user's file in another: nothing is added.
+    headers = world.bob.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Bob's"}).json()
+    own = upload_text(world.url, world.bob.key, "bob-notes.txt", "Bob keeps bees.\n")["id"]
+    response = httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": own, "path": "a"}, {"file_id": world.zebra_id, "path": "b"}],
+    )
+    assert response.status_code == 404
+    files = httpx.get(f"{base}/{knowledge['id']}/files", headers=headers).json()
+    assert files["items"] == []
+    # Both of his own, in two folders, go in together.
+    other = upload_text(world.url, world.bob.key, "bob-more.txt", "Bob sells honey.\n")["id"]
+    response = httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": own, "path": "a"}, {"file_id": other, "path": "b"}],
+    )
+    assert response.status_code == 200, response.text
+    files = httpx.get(f"{base}/{knowledge['id']}/files", headers=headers).json()
+    assert {f["id"] for f in files["items"]} == {own, other}
+
+
 def test_retrieval_and_embedding_config_report_the_settings_in_force(world: World) -> None:
     headers = world.admin.headers
     config = httpx.get(f"{world.url}/api/v1/retrieval/config", headers=headers).json()

@@ -104,7 +104,7 @@ def add_file(
     user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, form: FileIdForm
 ) -> dict[str, Any]:
     """Add a file: its stored vectors are copied now, or when its processing completes."""
-    knowledge.add(user, knowledge_id, [form.file_id], form.path)
+    knowledge.add(user, knowledge_id, [(form.file_id, form.path)])
     return knowledge_with_files(*knowledge.with_files(user, knowledge_id))
 
 
@@ -112,9 +112,8 @@ def add_file(
 def add_files(
     user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str, forms: list[FileIdForm]
 ) -> dict[str, Any]:
-    """Add several files at once; all are checked before any is added."""
-    for path in dict.fromkeys(form.path for form in forms):
-        knowledge.add(user, knowledge_id, [f.file_id for f in forms if f.path == path], path)
+    """Add several files at once: all are checked, then all are added (or none is)."""
+    knowledge.add(user, knowledge_id, [(form.file_id, form.path) for form in forms])
     return knowledge_with_files(*knowledge.with_files(user, knowledge_id))
 
 

@@ -179,19 +179,16 @@ class KnowledgeService:
                 files.append((record, owners[record.user_id]))
             return knowledge, files
 
-    def add(
-        self, user: UserRow, knowledge_id: str, file_ids: Sequence[str], path: str = ""
-    ) -> None:
-        """Add files (all checked first) in folder ``path``: vectors are copied now, or when
-        processing completes."""
+    def add(self, user: UserRow, knowledge_id: str, files: Sequence[tuple[str, str]]) -> None:
+        """Add files, each ``(file_id, folder path)``: all are checked, then all linked in one
+        commit (or none), then copied now or when their processing completes."""
         with self.db.session() as session:
             owned_knowledge(session, user, knowledge_id)
-            for file_id in file_ids:
+            for file_id, _ in files:
                 record = owned_file(session, user, file_id)
                 if record.status == FAILED:
                     raise ConfigError(f"File {record.filename} failed to process: {record.error}")
-        for file_id in file_ids:
-            self._link(knowledge_id, file_id, path)
+        self._link(knowledge_id, dict(files))
         self._touch(knowledge_id)
 
     def remove(self, user: UserRow, knowledge_id: str, file_id: str) -> None:
@@ -402,31 +399,47 @@ class KnowledgeService:
 
     # -- the steps --------------------------------------------------------------------
 
-    def _link(self, knowledge_id: str, file_id: str, path: str) -> bool:
-        """Put a file in a knowledge base; False when it was there already."""
+    def _link(self, knowledge_id: str, paths: dict[str, str]) -> None:
+        """Put files (id -> folder path) in a knowledge base in one commit; files already
+        there stay as they are."""
         with self._lock:
             with self.db.session() as session:
-                link = session.get(KnowledgeFile, (knowledge_id, file_id))
-                state = link.state if link is not None else None
-            if state == REMOVING:  # a removal a crash cut off: finish it first
-                self._finish_removal(knowledge_id, file_id)
-                state = None
-            if state is None:
-                with self.db.session() as session:
-                    record = session.get(FileRecord, file_id)
-                    done = record is not None and record.status == COMPLETED
+                states = dict(
+                    session.execute(
+                        select(KnowledgeFile.file_id, KnowledgeFile.state).where(
+                            KnowledgeFile.knowledge_id == knowledge_id,
+                            KnowledgeFile.file_id.in_(paths),
+                        )
+                    ).all()
+                )
+            for file_id, state in states.items():
+                if state == REMOVING:  # a removal a crash cut off: finish it first
+                    self._finish_removal(knowledge_id, file_id)
+            new = [f for f in paths if states.get(f) in (None, REMOVING)]
+            with self.db.session() as session:
+                done = set(
+                    session.scalars(
+                        select(FileRecord.id).where(
+                            FileRecord.id.in_(new), FileRecord.status == COMPLETED
+                        )
+                    )
+                )
+                for file_id in new:
+                    state = COPYING if file_id in done else WAITING
                     session.add(
                         KnowledgeFile(
                             knowledge_id=knowledge_id,
                             file_id=file_id,
-                            state=COPYING if done else WAITING,
-                            path=path,
+                            state=state,
+                            path=paths[file_id],
                         )
                     )
+            if new:
                 failpoints.reach("knowledge.add.linked")
-            # Copied now if the file is complete, else when processing completes it.
-            self._settle(file_id, knowledge_id)
-            return state is None
+            # Copied now if complete, else when processing completes (already-there files
+            # a crash left waiting or copying are settled too).
+            for file_id in paths:
+                self._settle(file_id, knowledge_id)
 
     def _settle(self, file_id: str, knowledge_id: str | None = None) -> int:
         """Copy a completed file into its WAITING and COPYING links (or one); how many."""

@@ -35,15 +35,22 @@ class RetrievalService:
         return self.pipeline.prompt_builder.template
 
     def scope_for_name(self, session: Session, user: UserRow, name: str) -> SearchScope:
-        """The scope of a collection a client names (``file-{id}`` or a knowledge id)."""
+        """The scope of a collection a client names (``file-{id}`` or a knowledge id).
+
+        One answer for "not there" and "not yours" (404 "Collection not found"): which ids
+        exist must not be learnable from another user's account.
+        """
         file_id = name.removeprefix(FILE_COLLECTION_PREFIX)
-        if file_id != name and session.get(FileRecord, file_id) is not None:
-            owned_file(session, user, file_id)
-            return file_scope(file_id)
-        if session.get(Knowledge, name) is not None:
-            owned_knowledge(session, user, name)
-            return knowledge_scope(name)
-        raise NotFoundError(f"Collection {name} not found")
+        try:
+            if file_id != name and session.get(FileRecord, file_id) is not None:
+                owned_file(session, user, file_id)
+                return file_scope(file_id)
+            if session.get(Knowledge, name) is not None:
+                owned_knowledge(session, user, name)
+                return knowledge_scope(name)
+        except NotFoundError:
+            pass
+        raise NotFoundError("Collection not found")
 
     def scope_for_ref(self, session: Session, user: UserRow, ref: dict[str, Any]) -> SearchScope:
         """The scope a chat ``files`` entry (``{"type": "file"|"collection", "id"}``) names."""
