@@ -173,7 +173,9 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             settings.processing_lease_seconds,
             settings.processing_max_attempts,
         )
-        knowledge_service = KnowledgeService(state.db, state.pipeline.store)
+        knowledge_service = KnowledgeService(
+            state.db, state.pipeline.store, users_may_create=settings.user_knowledge_access
+        )
         processor = FileProcessor(
             state.db, state.pipeline, leases, on_completed=knowledge_service.file_completed
         )
@@ -185,7 +187,9 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             settings.processing_batch,
         )
         state.services = Services(
-            accounts=AccountService(state.db, state.tokens, settings.enable_signup),
+            accounts=AccountService(
+                state.db, state.tokens, settings.enable_signup, settings.user_knowledge_access
+            ),
             files=FileService(state.db, settings, processor, state.queue, knowledge_service),
             knowledge=knowledge_service,
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),

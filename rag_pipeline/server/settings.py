@@ -32,6 +32,16 @@ class ServerSettings(Settings):
     jwt_secret: str | None = Field(None, description="unset = generated once, kept in the data dir")
     jwt_expires_seconds: int = Field(30 * 24 * 3600, ge=60)
     enable_signup: bool = Field(False, description="allow signups after the first (admin) user")
+    # Open WebUI's switch, under its own name too; off by default there and here.
+    user_knowledge_access: bool = Field(
+        False,
+        validation_alias=AliasChoices(
+            "RAG_USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS",
+            "USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS",
+            "user_knowledge_access",
+        ),
+        description="let users who are not admins create knowledge bases",
+    )
     upstream_timeout: float = Field(300.0, gt=0, description="seconds to wait for an upstream")
     upstream_connect_timeout: float = Field(5.0, gt=0)
     max_request_bytes: int = Field(

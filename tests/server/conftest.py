@@ -82,6 +82,7 @@ def world(
         openai_api_key="sk-fake",
         ollama_base_url=upstream.url,
         enable_signup=True,
+        user_knowledge_access=True,  # Bob makes knowledge bases of his own here
         max_file_bytes=200_000,
         upstream_timeout=1.5,
         models_cache_seconds=0,

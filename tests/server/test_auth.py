@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from rag_pipeline.server import ServerSettings
+
 from .conftest import World
+from .harness import live_server
 
 
 def _routes(world: World) -> list[tuple[str, str, dict[str, Any] | None, str]]:
@@ -243,7 +247,6 @@ def _race_signups(url: str, emails: list[str]) -> list[httpx.Response]:
 
 def check_signup_races(settings_for, tmp_path) -> None:
     """Concurrent signups: one first admin, others refused or users; same e-mail is a 400."""
-    from rag_pipeline.server import ServerSettings
 
     from .harness import live_server
 
@@ -330,3 +333,36 @@ def test_another_users_collection_and_a_missing_one_answer_alike(world: World) -
                 )
                 answers.append((response.status_code, response.json()["detail"]))
             assert answers[0] == answers[1] == (404, "Collection not found"), (path, answers)
+
+
+def test_only_admins_create_knowledge_bases_unless_the_switch_is_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Open WebUI 0.12.4's default (USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS off).
+    with live_server(ServerSettings(data_dir=tmp_path / "off", enable_signup=True)) as server:
+        root = server.signup("Root", "root@example.com")
+        bob = server.signup("Bob", "bob@example.com")
+        assert root["permissions"]["workspace"]["knowledge"] is True
+        assert bob["permissions"]["workspace"]["knowledge"] is False
+        url = f"{server.url}/api/v1/knowledge/create"
+        refused = httpx.post(url, headers=_bearer(bob["token"]), json={"name": "mine"})
+        assert refused.status_code == 403
+        assert "USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS" in refused.json()["detail"]
+        made = httpx.post(url, headers=_bearer(root["token"]), json={"name": "admin's"})
+        assert made.status_code == 200
+    # The switch, under Open WebUI's own name.
+    monkeypatch.setenv("USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS", "true")
+    with live_server(ServerSettings(data_dir=tmp_path / "on", enable_signup=True)) as server:
+        server.signup("Root", "root@example.com")
+        bob = server.signup("Bob", "bob@example.com")
+        assert bob["permissions"]["workspace"]["knowledge"] is True
+        made = httpx.post(
+            f"{server.url}/api/v1/knowledge/create",
+            headers=_bearer(bob["token"]),
+            json={"name": "mine"},
+        )
+        assert made.status_code == 200, made.text
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -160,9 +160,10 @@ def test_unknown_model_is_400_naming_ours(world: World) -> None:
     ("body", "reason"),
     [
         ({"model": "M", "input": []}, "empty list"),
-        ({"model": "M", "input": ["a", 7]}, "token ids"),
-        ({"model": "M", "input": [1, 2, 3]}, "token ids"),
-        ({"model": "M", "input": [[1, 2], [3]]}, "token ids"),
+        ({"model": "M", "input": ["a", 7]}, "token ids"),  # strings and ids mixed
+        ({"model": "M", "input": [[1, 2], []]}, "empty list of token ids"),
+        ({"model": "M", "input": [[1, 2], [-3]]}, "outside cl100k_base"),
+        ({"model": "M", "input": [10**9]}, "outside cl100k_base"),
         ({"model": "M", "input": ["a", None]}, "list of strings"),
         ({"model": "M", "input": {"text": "a"}}, "list of strings"),
         ({"model": "M"}, "list of strings"),
@@ -182,6 +183,22 @@ def test_bad_input_is_400_with_a_reason(world: World, body: Any, reason: str) ->
     response = _embed(world, body)
     assert response.status_code == 400, response.text
     assert reason in response.json()["detail"]
+
+
+def test_token_ids_are_decoded_and_embedded_as_their_text(world: World) -> None:
+    # LangChain's OpenAIEmbeddings sends cl100k_base ids by default; OpenAI accepts them.
+    from rag_pipeline.chunking.tokens import get_encoding
+
+    name = world.server.app.state.pipeline.embedder.model_name
+    texts = ["Zebras graze at dawn.", "한국어 문장도 됩니다."]
+    ids = [get_encoding("cl100k_base").encode(t) for t in texts]
+    as_ids = _embed(world, {"model": name, "input": ids})
+    as_text = _embed(world, {"model": name, "input": texts})
+    one = _embed(world, {"model": name, "input": ids[0]})  # one input as a list of ints
+    assert as_ids.status_code == as_text.status_code == one.status_code == 200, as_ids.text
+    vectors = [np.array([d["embedding"] for d in r.json()["data"]]) for r in (as_ids, as_text)]
+    assert np.allclose(vectors[0], vectors[1], atol=1e-5)
+    assert np.allclose(one.json()["data"][0]["embedding"], vectors[1][0], atol=1e-5)
 
 
 def test_a_body_that_is_not_json_is_400(world: World) -> None:
@@ -218,6 +235,17 @@ def test_models_lists_the_embedding_model(world: World) -> None:
             }
         ],
     }
+
+
+def test_one_model_is_retrieved_by_any_of_its_spellings(world: World) -> None:
+    name = world.server.app.state.pipeline.embedder.model_name
+    for spelling in (name, f"sentence-transformers/{name}", f"{name}:latest"):
+        response = httpx.get(f"{world.url}/v1/models/{spelling}", headers=world.bob.headers)
+        assert response.status_code == 200, (spelling, response.text)
+        assert response.json()["id"] == name
+    missing = httpx.get(f"{world.url}/v1/models/gpt-4o", headers=world.bob.headers)
+    assert missing.status_code == 404
+    assert "gpt-4o" in missing.json()["detail"]
 
 
 def test_concurrent_calls_share_the_batching_embedder(tmp_path: Path, local_embedder) -> None:

@@ -13,13 +13,6 @@ from rag_pipeline.server.services import Accounts, AccountService
 
 router = APIRouter(prefix="/api/v1/auths", tags=["auths"])
 
-# Open WebUI answers sign-in with the user's permission set; ours is fixed.
-_PERMISSIONS: dict[str, Any] = {
-    "workspace": {"models": False, "knowledge": True, "prompts": False, "tools": False},
-    "chat": {"file_upload": True, "controls": True},
-    "features": {"api_keys": True},
-}
-
 
 class SignupForm(BaseModel):
     """Body of ``POST /signup``."""
@@ -47,7 +40,7 @@ def _session_answer(accounts: AccountService, user: User) -> dict[str, Any]:
         "token": token,
         "token_type": "Bearer",
         "expires_at": expires,
-        "permissions": _PERMISSIONS,
+        "permissions": accounts.permissions(user),
     }
 
 

@@ -61,33 +61,61 @@ class EmbeddingsForm(BaseModel):
     answer a bad body with OpenAI's 400 and a reason). Other fields are ignored."""
 
     model: str
-    input: str | list[str] = Field(
-        description=f"a text, or up to {MAX_INPUTS} texts; token arrays are not accepted"
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        description=f"a text, or up to {MAX_INPUTS} texts (token ids of cl100k_base are "
+        "decoded to text)"
     )
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(None, description="must be the model's own size if given")
     user: str | None = None
 
 
+def _is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    )
+
+
 def _texts(body: dict[str, Any]) -> list[str]:
+    """The texts of ``input``: a string, a list of strings, or token ids as OpenAI takes them
+    (a list of ints, or a list of such lists: cl100k_base ids, what LangChain's
+    OpenAIEmbeddings sends by default), decoded back to text for our own model."""
     value = body.get("input")
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list):
-        raise HTTPException(400, "'input' must be a string or a list of strings")
+        raise HTTPException(400, "'input' must be a string, a list of strings, or token ids")
     if not value:
         raise HTTPException(400, "'input' is an empty list: send at least one text")
+    if _is_token_ids(value):
+        value = [value]  # one input given as its tokens
     if len(value) > MAX_INPUTS:
         raise HTTPException(
             400, f"'input' has {len(value)} texts; at most {MAX_INPUTS} are accepted per request"
         )
-    if any(isinstance(item, int | list) and not isinstance(item, bool) for item in value):
+    if all(isinstance(item, str) for item in value):
+        return value
+    if all(_is_token_ids(item) for item in value):
+        return [_decode_tokens(ids, index) for index, ids in enumerate(value)]
+    raise HTTPException(
+        400, "'input' must be a string, a list of strings, or token ids (lists of integers)"
+    )
+
+
+def _decode_tokens(ids: list[int], index: int) -> str:
+    from rag_pipeline.chunking.tokens import get_encoding
+
+    encoding = get_encoding("cl100k_base")
+    if not ids:
+        raise HTTPException(400, f"'input'[{index}] is an empty list of token ids")
+    if any(t < 0 or t >= encoding.n_vocab for t in ids):
         raise HTTPException(
-            400, "'input' holds token ids: this server embeds text, send strings instead"
+            400, f"'input'[{index}] holds an id outside cl100k_base (0..{encoding.n_vocab - 1})"
         )
-    if not all(isinstance(item, str) for item in value):
-        raise HTTPException(400, "'input' must be a string or a list of strings")
-    return value
+    try:
+        return str(encoding.decode(ids))
+    except Exception as exc:  # an id tiktoken cannot map (a gap in the vocabulary)
+        raise HTTPException(400, f"'input'[{index}] is not decodable token ids: {exc}") from None
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
@@ -167,8 +195,17 @@ async def embeddings(request: Request, user: CurrentUser, embedder: Embeddings) 
 @router.get("/models")
 async def models(user: CurrentUser, embedder: Embeddings) -> dict[str, Any]:
     """The one model this API serves, in OpenAI's list shape."""
+    return {"object": "list", "data": [_model_object(embedder.model_name)]}
+
+
+@router.get("/models/{model_id:path}")
+async def model(model_id: str, user: CurrentUser, embedder: Embeddings) -> dict[str, Any]:
+    """One model (``client.models.retrieve``): ours under any of its spellings, else 404."""
     name = embedder.model_name
-    return {
-        "object": "list",
-        "data": [{"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline"}],
-    }
+    if not serves(name, model_id):
+        raise HTTPException(404, f"The model '{model_id}' does not exist")
+    return _model_object(name)
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline"}

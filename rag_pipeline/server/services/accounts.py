@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from rag_pipeline.errors import NotFoundError
@@ -18,10 +20,27 @@ from rag_pipeline.server.db import ApiKey, Database, User
 class AccountService:
     """Users and their credentials; the first user to sign up becomes the admin."""
 
-    def __init__(self, database: Database, tokens: TokenIssuer, open_signup: bool) -> None:
+    def __init__(
+        self,
+        database: Database,
+        tokens: TokenIssuer,
+        open_signup: bool,
+        users_may_create_knowledge: bool = False,
+    ) -> None:
         self.db = database
         self.tokens = tokens
         self.open_signup = open_signup
+        self.users_may_create_knowledge = users_may_create_knowledge
+
+    def permissions(self, user: User) -> dict[str, Any]:
+        """What the user may do, in Open WebUI's shape (answered with a session)."""
+        knowledge = user.role == "admin" or self.users_may_create_knowledge
+        workspace = {"models": False, "knowledge": knowledge, "prompts": False, "tools": False}
+        return {
+            "workspace": workspace,
+            "chat": {"file_upload": True, "controls": True},
+            "features": {"api_keys": True},
+        }
 
     def signup(self, name: str, email: str, password: str) -> User:
         """Create an account (later ones only while signups are open)."""

@@ -37,7 +37,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, defer
 
-from rag_pipeline.errors import ConfigError
+from rag_pipeline.errors import ConfigError, PermissionDeniedError
 from rag_pipeline.server import failpoints
 from rag_pipeline.server.db import (
     COMPLETED,
@@ -116,9 +116,13 @@ def _knowledge_point_id(file_id: str, point_id: str, payload: dict[str, Any]) ->
 class KnowledgeService:
     """Knowledge bases, their files, and the vector copies that go with them."""
 
-    def __init__(self, database: Database, store: VectorStore) -> None:
+    def __init__(
+        self, database: Database, store: VectorStore, *, users_may_create: bool = False
+    ) -> None:
         self.db = database
         self.store = store
+        # Open WebUI's USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS: off, only admins create.
+        self.users_may_create = users_may_create
         # Serialises this process's changes of links and vectors (see the module docstring).
         self._lock = threading.RLock()
         self._indexed: set[str] = set()
@@ -126,7 +130,12 @@ class KnowledgeService:
     def create(
         self, user: UserRow, name: str, description: str, meta: dict[str, Any] | None
     ) -> Knowledge:
-        """Create an empty knowledge base."""
+        """Create an empty knowledge base (non-admins only where the switch allows it)."""
+        if user.role != "admin" and not self.users_may_create:
+            raise PermissionDeniedError(
+                "Only an admin may create knowledge bases here "
+                "(USER_PERMISSIONS_WORKSPACE_KNOWLEDGE_ACCESS=true lets every user)"
+            )
         knowledge = Knowledge(
             id=str(uuid.uuid4()), user_id=user.id, name=name, description=description, meta=meta
         )
