@@ -557,7 +557,10 @@ class Indexer:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["rag_pipeline.ingest.prepare"])
         return ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=init_worker, initargs=(config,)
+            self.workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(config, os.getpid()),
         )
 
     def _prepare_in_pool(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,60 @@ def test_scans_are_read_page_by_page_and_never_twice(tmp_path: Path, local_embed
             assert len(again.skipped) == 5 and not again.added
     inline, pooled = snapshots
     assert inline == pooled
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+def test_a_killed_run_leaves_no_process_behind(tmp_path: Path) -> None:
+    # SIGKILL (or the OOM killer) reaches the run only, not its process group: its pool's
+    # workers (children of the forkserver), the forkserver and the resource tracker must
+    # follow it within seconds, not live on holding their memory.
+    docs = write_corpus(tmp_path / "docs", 200)
+    env = {**os.environ, "RAG_DATA_DIR": str(tmp_path / "data"), "RAG_WORKERS": "2"}
+    rag = Path(sys.executable).with_name("rag")
+    run = subprocess.Popen(
+        [str(rag), "index", str(docs), "--knowledge", "kb", "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until the pool's workers exist (children of the run's children)
+            helpers = _children(run.pid)
+            workers = [w for h in helpers for w in _children(h)]
+            if workers:
+                break
+            assert run.poll() is None, "the run ended before its workers were seen"
+            assert time.monotonic() < deadline, "no worker processes appeared"
+            time.sleep(0.05)
+        left = helpers + workers
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in left) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in left if _alive(pid)] == []
+    finally:
+        if run.poll() is None:
+            run.kill()
