@@ -241,6 +241,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _ollama_generate(self, body: dict[str, Any]) -> None:
         words = ["echo", ":", " ", body.get("prompt", "")]
+        if body.get("stream") is False:  # as Ollama: one object when asked not to stream
+            final = self._final(body["model"])
+            final.update(response="".join(words), context=[1, 2, 3])
+            self._json(200, final)
+            return
         lines = [
             json.dumps(
                 {
