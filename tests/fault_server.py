@@ -34,7 +34,8 @@ class Fault:
     ``seconds``), ``reset`` (send part of the answer, then a TCP reset), ``eof`` (send part,
     then close cleanly), ``stall`` (send part — a non-streamed answer: the headers and half
     the body — then nothing for ``seconds``), ``malformed``
-    (200 with broken JSON), ``count`` (one vector too few), ``dim`` (one dimension too many).
+    (200 with broken JSON), ``longline`` (a streamed line of 20 MB), ``count`` (one vector
+    too few), ``dim`` (one dimension too many).
     """
 
     kind: str
@@ -200,6 +201,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             # A broken stream sends its first part, and half of the second: mid-event.
             for i, part in enumerate(parts):
+                if fault and fault.kind == "longline" and i == 1:
+                    # One line of 20 MB, sent in 64 KB pieces, that never ends.
+                    piece = "x" * 65536
+                    for _ in range(20 * 16):
+                        self.wfile.write(piece.encode())
+                    self.wfile.flush()
+                    return
                 if fault and fault.kind in ("reset", "eof", "stall") and i == 1:
                     self.wfile.write(part[: len(part) // 2].encode())
                     self.wfile.flush()

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, AnyStr, Generic
 
 import httpx
 from tenacity import (
@@ -320,15 +320,66 @@ class Upstreams:
         return str(exc)
 
 
+# The longest line a streamed answer may send (an SSE event or an NDJSON line): far past
+# any real chunk of an answer; past it the stream ends with an error, instead of a server
+# that holds (and re-scans) one ever-growing line.
+MAX_STREAM_LINE = 16 * 1024 * 1024
+
+
+class LineSplitter(Generic[AnyStr]):
+    """Cuts a stream of chunks into lines in linear time, refusing a line past ``limit``.
+
+    ``pending + chunk`` per chunk re-copied the whole unfinished line each time: a 50 MB
+    line took 12.7 s, growing with its square. Pieces are kept apart until a newline comes.
+    """
+
+    def __init__(self, newline: AnyStr, limit: int, where: str) -> None:
+        self.newline = newline
+        self.limit = limit
+        self.where = where
+        self._parts: list[AnyStr] = []
+        self._size = 0
+
+    def feed(self, chunk: AnyStr) -> list[AnyStr]:
+        """The lines ``chunk`` completes (without their newlines)."""
+        if self.newline not in chunk:
+            self._keep(chunk)
+            return []
+        first, *rest = chunk.split(self.newline)
+        lines = [first[:0].join([*self._parts, first]), *rest[:-1]]
+        self._parts, self._size = [], 0
+        self._keep(rest[-1])
+        for line in lines:
+            self._check(len(line))
+        return lines
+
+    @property
+    def pending(self) -> AnyStr | None:
+        """The unfinished last line, if any."""
+        return self._parts[0][:0].join(self._parts) if self._parts else None
+
+    def _keep(self, piece: AnyStr) -> None:
+        if piece:
+            self._parts.append(piece)
+            self._size += len(piece)
+            self._check(self._size)
+
+    def _check(self, size: int) -> None:
+        if size > self.limit:
+            raise UpstreamError(
+                f"{self.where} sent a line longer than {self.limit} bytes; the stream was ended"
+            )
+
+
 class SseWatch:
     """Follows the OpenAI server-sent events forwarded to a client, to tell whether the
     stream finished (``[DONE]``, a ``finish_reason`` or an error event) and whether the
     bytes so far end on an event boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: str = "the upstream", limit: int = MAX_STREAM_LINE) -> None:
         self.finished = False
         self._tail = b""
-        self._line = b""
+        self._lines = LineSplitter(b"\n", limit, where)
 
     @property
     def at_boundary(self) -> bool:
@@ -338,8 +389,8 @@ class SseWatch:
     def feed(self, block: bytes) -> None:
         if not block:
             return
-        self._tail = (self._tail + block)[-4:]
-        *lines, self._line = (self._line + block).split(b"\n")
+        self._tail = (self._tail + block[-4:])[-4:]
+        lines = self._lines.feed(block)
         if not self.finished:
             for line in lines:
                 self._see(line.strip())
@@ -443,14 +494,15 @@ def ollama_completion(model: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def ndjson_lines(
-    chunks: AsyncIterator[str], where: str = "the Ollama upstream"
+    chunks: AsyncIterator[str], where: str = "the Ollama upstream", limit: int = MAX_STREAM_LINE
 ) -> AsyncIterator[str]:
-    """The lines of an NDJSON stream; one cut off before its newline raises UpstreamError."""
-    pending = ""
+    """The lines of an NDJSON stream; one cut off before its newline, or longer than
+    ``limit``, raises UpstreamError."""
+    splitter = LineSplitter("\n", limit, where)
     async for chunk in chunks:
-        *lines, pending = (pending + chunk).split("\n")
-        for line in lines:
+        for line in splitter.feed(chunk):
             yield line
+    pending = splitter.pending or ""
     if pending.strip():
         raise UpstreamError(
             f"{where} ended the stream before the answer was complete (mid-line: {pending[:100]!r})"

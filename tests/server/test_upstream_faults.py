@@ -17,7 +17,7 @@ from rag_pipeline.embedding import OllamaEmbedder
 from rag_pipeline.errors import UpstreamError
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.server import ServerSettings
-from rag_pipeline.server.upstream import Upstreams
+from rag_pipeline.server.upstream import MAX_STREAM_LINE, LineSplitter, Upstreams
 
 from ..fault_server import CHAT_TEXT, Fault, FaultyUpstream, faulty_upstream, status
 from .harness import LiveServer, live_server
@@ -280,3 +280,25 @@ def test_the_ollama_proxy_ends_a_broken_stream_with_an_error_line(faulty: Setup)
     assert time.monotonic() - started < UPSTREAM_TIMEOUT + 3
     last = json.loads(lines[-1])
     assert "the Ollama upstream" in last["error"]
+
+
+@pytest.mark.parametrize("model", ["faulty", "faulty-ollama"])
+def test_a_streamed_line_past_the_limit_ends_the_stream_with_an_error(
+    faulty: Setup, model: str
+) -> None:
+    faulty.upstream.chat_faults = [Fault("longline")]
+    lines, _ = faulty.stream(model)
+    assert f"longer than {MAX_STREAM_LINE} bytes" in _error_event(lines)
+
+
+def test_line_splitter_keeps_lines_whole_across_chunks_and_refuses_long_ones() -> None:
+    splitter = LineSplitter(b"\n", 10, "the upstream")
+    assert splitter.feed(b"ab") == []
+    assert splitter.feed(b"c\nde") == [b"abc"]
+    assert splitter.feed(b"f\n\ng\n") == [b"def", b"", b"g"]
+    assert splitter.pending is None
+    assert splitter.feed(b"0123456789") == []
+    with pytest.raises(UpstreamError, match="longer than 10 bytes"):
+        splitter.feed(b"x")
+    text = LineSplitter("\n", 100, "the upstream")
+    assert text.feed("한국어\n日本") == ["한국어"] and text.pending == "日本"

@@ -152,7 +152,7 @@ async def chat_completions(
         # The headers are gone already: a stream that breaks off (reset, stall past the
         # read timeout, garbage, an end before the answer is complete) ends with an error
         # event, and the upstream connection is closed whatever happens.
-        watch = SseWatch()
+        watch = SseWatch(f"{what} at {url}")
         try:
             if sources:
                 yield f"data: {json.dumps({'sources': sources}, ensure_ascii=False)}\n\n".encode()
