@@ -44,6 +44,18 @@ class ServerSettings(Settings):
     )
     upstream_timeout: float = Field(300.0, gt=0, description="seconds to wait for an upstream")
     upstream_connect_timeout: float = Field(5.0, gt=0)
+    embed_max_input_chars: int = Field(
+        32_768,
+        ge=1024,
+        description="characters of one embedding-API input that are read; the rest is cut, "
+        "as the model cuts its input at its window anyway (512 tokens at most here)",
+    )
+    embed_max_request_chars: int = Field(
+        1_000_000,
+        ge=1024,
+        description="characters one embedding-API request may hold in all (400 past it): "
+        "one request must not hold the shared model for minutes",
+    )
     max_request_bytes: int = Field(
         8 * 1024 * 1024,
         ge=1024,

@@ -237,6 +237,31 @@ def test_models_lists_the_embedding_model(world: World) -> None:
     }
 
 
+def test_long_inputs_are_read_as_far_as_the_model_reads(world: World) -> None:
+    # A 5 MB input used to be tokenised whole (RSS 808 MB -> 1.43 GB) to be cut at the
+    # model's window anyway; it is cut first now, and the vector is the same.
+    name = world.server.app.state.pipeline.embedder.model_name
+    settings = world.server.app.state.settings
+    words = " ".join(f"harbour{n % 97} lantern" for n in range(40_000))  # ~700 KB
+    assert len(words) > settings.embed_max_input_chars
+    response = _embed(world, {"model": name, "input": [words]})
+    assert response.status_code == 200, response.text
+    got = np.array(response.json()["data"][0]["embedding"])
+    cut = words[: settings.embed_max_input_chars]
+    assert np.allclose(got, _expected(world, [cut])[0], atol=1e-5)
+    # ... which is what the model makes of the first few thousand characters alone.
+    assert np.allclose(got, _expected(world, [words[:8_000]])[0], atol=1e-5)
+
+
+def test_a_request_past_the_character_limit_is_400_naming_it(world: World) -> None:
+    name = world.server.app.state.pipeline.embedder.model_name
+    limit = world.server.app.state.settings.embed_max_request_chars
+    texts = ["x" * (limit // 2 + 1), "y" * (limit // 2 + 1)]
+    response = _embed(world, {"model": name, "input": texts})
+    assert response.status_code == 400, response.text
+    assert "RAG_EMBED_MAX_REQUEST_CHARS" in response.json()["detail"]
+
+
 def test_one_model_is_retrieved_by_any_of_its_spellings(world: World) -> None:
     name = world.server.app.state.pipeline.embedder.model_name
     for spelling in (name, f"sentence-transformers/{name}", f"{name}:latest"):

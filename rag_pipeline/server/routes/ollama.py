@@ -17,8 +17,9 @@ from starlette.background import BackgroundTask
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.routes.openai_compat import check_text, json_object, serves
-from rag_pipeline.server.services import Embeddings, Upstream
+from rag_pipeline.server.routes.openai_compat import json_object, limit_texts, serves
+from rag_pipeline.server.services import Config, Embeddings, Upstream
+from rag_pipeline.server.settings import ServerSettings
 from rag_pipeline.server.upstream import Upstreams, describe
 
 router = APIRouter(prefix="/ollama", tags=["ollama"])
@@ -114,7 +115,9 @@ async def _check_upstream_model(upstreams: Upstreams, requested: str) -> None:
     raise HTTPException(400, f"Model '{requested}' was not found")
 
 
-async def _local(request: Request, embedder: Embedder, path: str) -> Response:
+async def _local(
+    request: Request, embedder: Embedder, settings: ServerSettings, path: str
+) -> Response:
     """Answer the embedding part of the Ollama API with the server's own model."""
     name = embedder.model_name
     if path == "api/tags" and request.method == "GET":
@@ -131,7 +134,7 @@ async def _local(request: Request, embedder: Embedder, path: str) -> Response:
         texts = [texts] if isinstance(texts, str) else texts
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise HTTPException(400, f"'{field}' must be a string or a list of strings")
-        check_text(texts, field)
+        texts = limit_texts(texts, field, settings)
         started = time.perf_counter_ns()
         vectors = await run_in_threadpool(embedder.embed_documents, texts)
         if path == "api/embeddings":
@@ -151,7 +154,12 @@ async def _local(request: Request, embedder: Embedder, path: str) -> Response:
 
 
 async def ollama_proxy(
-    request: Request, user: CurrentUser, upstreams: Upstream, embedder: Embeddings, path: str
+    request: Request,
+    user: CurrentUser,
+    upstreams: Upstream,
+    embedder: Embeddings,
+    settings: Config,
+    path: str,
 ) -> Response:
     """Forward any Ollama API call unchanged, streaming NDJSON answers through."""
     path = _normalised(path)
@@ -159,7 +167,7 @@ async def ollama_proxy(
     if user.role != "admin" and (method, path) not in _USER_CALLS:
         raise HTTPException(403, f"Only an admin may call /ollama/{path}")
     if not upstreams.ollama_url:
-        return await _local(request, embedder, path)
+        return await _local(request, embedder, settings, path)
     if path == "api/tags" and request.method == "GET":
         return JSONResponse({"models": await upstreams.ollama_tags()})
     if path in _EMBED_CALLS + _MODEL_CALLS and request.method == "POST":

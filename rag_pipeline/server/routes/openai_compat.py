@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from rag_pipeline.chunking.tokens import count_tokens
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.services import Embeddings
+from rag_pipeline.server.services import Config, Embeddings
+from rag_pipeline.server.settings import ServerSettings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -42,6 +43,24 @@ def serves(model_name: str, requested: str) -> bool:
 def served_names(model_name: str) -> list[str]:
     """The spellings of our model worth telling a client that asked for another."""
     return list(dict.fromkeys([model_name, model_name.rsplit("/", 1)[-1]]))
+
+
+def limit_texts(texts: Sequence[str], field: str, settings: ServerSettings) -> list[str]:
+    """The texts as the model will read them: each cut to ``embed_max_input_chars`` (the
+    model cuts at its window anyway, as Ollama's ``truncate`` does by default, so nothing
+    it would see is lost); 400 when the request holds more than ``embed_max_request_chars``
+    in all, or a text that is not valid Unicode."""
+    total = sum(len(text) for text in texts)
+    if total > settings.embed_max_request_chars:
+        raise HTTPException(
+            400,
+            f"'{field}' holds {total} characters; at most {settings.embed_max_request_chars} "
+            "are embedded per request (RAG_EMBED_MAX_REQUEST_CHARS): send fewer or shorter "
+            "texts per request",
+        )
+    check_text(texts, field)
+    cut = settings.embed_max_input_chars
+    return [text[:cut] for text in texts]
 
 
 def check_text(texts: Sequence[str], field: str) -> None:
@@ -147,7 +166,9 @@ async def json_object(request: Request) -> dict[str, Any]:
         }
     },
 )
-async def embeddings(request: Request, user: CurrentUser, embedder: Embeddings) -> JSONResponse:
+async def embeddings(
+    request: Request, user: CurrentUser, embedder: Embeddings, settings: Config
+) -> JSONResponse:
     """Embed texts with the server's model, answered as OpenAI's embeddings API does."""
     body = await json_object(request)
     name = embedder.model_name
@@ -159,8 +180,7 @@ async def embeddings(request: Request, user: CurrentUser, embedder: Embeddings) 
         raise HTTPException(
             400, f"Model '{requested}' is not served here; this server embeds with {offered}"
         )
-    texts = _texts(body)
-    check_text(texts, "input")
+    texts = limit_texts(_texts(body), "input", settings)
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise HTTPException(400, "'encoding_format' must be 'float' or 'base64'")
