@@ -19,6 +19,7 @@ class Recording:
     def __init__(self, inner) -> None:
         self.inner = inner
         self.calls: list[int] = []
+        self.batches: list[list[str]] = []
         self.fail_on: set[str] = set()
         self._lock = threading.Lock()
 
@@ -36,6 +37,7 @@ class Recording:
     def embed_documents(self, texts):
         with self._lock:
             self.calls.append(len(texts))
+            self.batches.append(list(texts))
             first = len(self.calls) == 1
         if first:
             time.sleep(0.3)
@@ -78,3 +80,23 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batch_runs(model) -> None
             bad.result()
         assert first.result().shape == (1, 384)
     assert batching.embed_documents(["fine afterwards"]).shape == (1, 384)
+
+
+def test_a_large_request_does_not_hold_the_model_from_a_small_one(model) -> None:
+    # An API request of many texts and an upload's one chunk arriving while it runs: the
+    # chunk goes in the next model batch, not after every batch of the large request.
+    recording = Recording(model)
+    batching = BatchingEmbedder(recording, max_batch=8)
+    large = [f"api text {i} about rivers and bridges" for i in range(64)]
+    with ThreadPoolExecutor(2) as pool:
+        big = pool.submit(batching.embed_documents, large)
+        time.sleep(0.1)  # the first batch of the large request is in the (slowed) model
+        small = pool.submit(batching.embed_documents, ["an upload's only chunk"])
+        chunk = model.embed_documents(["an upload's only chunk"])
+        assert np.allclose(small.result(), chunk, atol=1e-5)
+        assert np.allclose(big.result(), model.embed_documents(large), atol=1e-5)
+    assert max(recording.calls) <= 8  # never the whole request at once
+    first_with_small = next(
+        n for n, batch in enumerate(recording.batches) if "an upload's only chunk" in batch
+    )
+    assert first_with_small == 1, recording.calls
