@@ -135,8 +135,12 @@ def _server_pipeline(settings: ServerSettings) -> Pipeline:
     # (the pipeline's own per-collection choice, asked for that collection).
     chooser = Pipeline(settings)
     embedder = chooser.embedder_for(UPLOADS_COLLECTION)
-    # Uploads processed at once share model batches (see BatchingEmbedder).
-    return Pipeline(settings, embedder=BatchingEmbedder(embedder), store=chooser.store)
+    # Uploads processed at once share model batches (see BatchingEmbedder). A batch is a
+    # few of the model's own batches (32 texts on a CPU, 1,024 on a GPU): a large
+    # embedding-API request then delays another user's upload by about that much, not
+    # by its whole length (benchmarks/embed_fairness.py).
+    batching = BatchingEmbedder(embedder, max_batch=4 * settings.effective_batch_size)
+    return Pipeline(settings, embedder=batching, store=chooser.store)
 
 
 def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
