@@ -162,6 +162,7 @@ class _HttpEmbedder:
                 f"embedding endpoint {self.url} did not answer within {self._timeout:g} s "
                 f"({type(exc).__name__})",
                 url=self.url,
+                status=504,  # no answer: a gateway timeout, as a server answers it
             ) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise EmbeddingError(

@@ -113,6 +113,8 @@ def status_for(exc: RagError) -> int:
     """The HTTP status a library error is answered with."""
     if isinstance(exc, UpstreamError) and isinstance(getattr(exc, "status", None), int):
         return exc.status
+    if isinstance(exc, StatusError) and getattr(exc, "status", None) == 504:
+        return 504  # whatever we called did not answer in time: a gateway timeout
     for cls in type(exc).__mro__:
         if cls in ERROR_STATUS:
             return ERROR_STATUS[cls]

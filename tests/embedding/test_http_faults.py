@@ -178,3 +178,18 @@ def test_indexing_with_a_faulty_embedder_writes_nothing_of_the_failed_batch(
         again = pipeline.index(items, "kb")
         assert again.ok and sorted(again.added) == ["alpha.txt", "beta.txt", "gamma.txt"]
         assert pipeline.store.count("kb") == 4
+
+
+def test_an_endpoint_that_never_answers_in_time_is_a_504(
+    faulty: FaultyUpstream, make: Callable[..., Any]
+) -> None:
+    # The server answers a query whose embedding timed out with 504, as for a chat upstream.
+    from rag_pipeline.server.app import status_for
+
+    embedder = make(timeout=0.3, max_retries=1)
+    faulty.embed_faults = [Fault("timeout", seconds=1.0)] * 2
+    with pytest.raises(EmbeddingError, match="did not answer within") as raised:
+        embedder.embed_query("x")
+    assert raised.value.status == 504
+    assert status_for(raised.value) == 504
+    assert status_for(EmbeddingError("refused", status=500)) == 502
