@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,14 +20,9 @@ import time
 from pathlib import Path
 
 import httpx
+from _serve import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _upload_and_wait(url: str, headers: dict[str, str], name: str) -> float:
@@ -49,30 +43,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fairness-"))
     env = {**os.environ, "RAG_DATA_DIR": str(work / "data"), "RAG_ENABLE_SIGNUP": "true"}
-    bin_dir = Path(sys.executable).parent
     subprocess.run(
         [sys.executable, "-c", "from rag_pipeline import Pipeline; Pipeline().warm_up()"],
         env=env,
         check=True,
     )
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [str(bin_dir / "rag"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, url = start_server(env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.3)
         keys = []
         for name in ("admin", "other"):
             form = {"name": name, "email": f"{name}@example.com", "password": "pw-123456"}

@@ -29,6 +29,10 @@ WAITING, COPYING, COPIED, REMOVING = "waiting", "copying", "copied", "removing"
 READY, RESETTING = "ready", "resetting"
 
 
+# Bulk UPDATEs whose rows no session holds: nothing to synchronise in memory.
+NO_UPDATE_SYNC = {"synchronize_session": False}
+
+
 def now() -> int:
     """Seconds since the epoch, as Open WebUI stamps its objects."""
     return int(time.time())

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from rag_pipeline.server.db import (
     FAILED,
+    NO_UPDATE_SYNC,
     PENDING,
     PROCESSING,
     Database,
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 # How an attempt ended, besides COMPLETED and FAILED (see FileAttempt.outcome).
 EXPIRED, RELEASED = "expired", "released"
-NO_UPDATE_SYNC = {"synchronize_session": False}
 
 
 def default_replica_id() -> str:

@@ -265,6 +265,30 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream("application/x-ndjson", lines)
 
 
+class OllamaEmbedHandler(BaseHTTPRequestHandler):
+    """Ollama's /api/embed (an upstream a test cannot run): 8 numbers from each text's
+    SHA-256, answered after ``delay`` seconds (a subclass sets it)."""
+
+    delay = 0.0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = [
+            [b / 255.0 + 0.01 for b in hashlib.sha256(t.encode()).digest()[:8]] for t in texts
+        ]
+        data = json.dumps({"model": body["model"], "embeddings": vectors}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 @contextmanager
 def fake_upstream() -> Iterator[FakeUpstream]:
     """Run the fake upstream on a loopback port."""

@@ -14,8 +14,6 @@ server's store is opened directly and checked point by point.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import random
 import signal
@@ -25,7 +23,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ from rag_pipeline.store import open_store
 from tests.loopback import serve
 
 from .databases import database_url, fresh_postgres_url, postgres_url
+from .harness import OllamaEmbedHandler
 from .test_postgres import _free_port
 
 __all__ = ["database_url", "fresh_postgres_url", "postgres_url"]
@@ -52,26 +50,6 @@ WORDS = [
     "harbour", "lantern", "granite", "meadow", "copper", "falcon", "willow", "ember",
     "glacier", "orchard", "saffron", "tundra", "quarry", "lagoon", "thistle", "basalt",
 ]  # fmt: skip
-
-
-class _Embedder(BaseHTTPRequestHandler):
-    """Ollama's /api/embed (an upstream the test cannot run): 8 numbers from each text's hash."""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        vectors = [
-            [b / 255.0 + 0.01 for b in hashlib.sha256(t.encode()).digest()[:8]] for t in texts
-        ]
-        data = json.dumps({"model": body["model"], "embeddings": vectors}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 def document(name: str) -> str:
@@ -189,7 +167,6 @@ class Server:
         if response.status_code != 200:
             response = httpx.post(f"{self.url}/api/v1/auths/signin", json=form, timeout=30)
         token = response.json()["token"]
-        self.key = ""
         self.key = httpx.post(
             f"{self.url}/api/v1/auths/api_key",
             headers={"Authorization": f"Bearer {token}"},
@@ -285,7 +262,7 @@ def test_a_kill_at_any_step_leaves_listings_and_vectors_agreeing(
     database_url: str, tmp_path: Path
 ) -> None:
     state = State()
-    with serve(_Embedder) as embed_url:
+    with serve(OllamaEmbedHandler) as embed_url:
         server = Server(tmp_path, database_url, embed_url)
         try:
             server.start()
@@ -373,7 +350,7 @@ def test_kills_at_random_moments_leave_listings_and_vectors_agreeing(
 ) -> None:
     rng = random.Random(2026)
     trials = 12
-    with serve(_Embedder) as embed_url:
+    with serve(OllamaEmbedHandler) as embed_url:
         server = Server(tmp_path, database_url, embed_url)
         files: dict[str, str] = {}
         gone: set[str] = set()

@@ -3,7 +3,6 @@ SIGKILLed while it holds files; every file ends completed, none twice at once, n
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tests.loopback import serve
 
 from .conftest import upload_text
 from .databases import fresh_postgres_url, postgres_url
+from .harness import OllamaEmbedHandler
 from .test_postgres import _free_port
 
 __all__ = ["fresh_postgres_url", "postgres_url"]
@@ -32,23 +31,10 @@ LEASE_SECONDS = 3
 EMBED_DELAY = 0.3  # seconds per embedding request: processing lasts long enough to kill
 
 
-class _SlowEmbedder(BaseHTTPRequestHandler):
+class _SlowEmbedder(OllamaEmbedHandler):
     """Ollama's /api/embed, answering each request after EMBED_DELAY."""
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        time.sleep(EMBED_DELAY)
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        vectors = [[(hash(t) >> n) % 97 / 97.0 + 0.01 for n in range(8)] for t in texts]
-        data = json.dumps({"model": body["model"], "embeddings": vectors}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    delay = EMBED_DELAY
 
 
 @dataclass

@@ -11,7 +11,7 @@ model servers and the settings. Routes receive each as a typed FastAPI dependenc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -46,46 +46,23 @@ def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _accounts(request: Request) -> AccountService:
-    return services(request).accounts
+def _one(name: str) -> Any:
+    """A FastAPI dependency answering the running app's service ``name``."""
+
+    def get(request: Request) -> Any:
+        return getattr(services(request), name)
+
+    return Depends(get)
 
 
-def _embeddings(request: Request) -> Embedder:
-    return services(request).embeddings
-
-
-def _upstreams(request: Request) -> Upstreams:
-    return services(request).upstreams
-
-
-def _settings(request: Request) -> ServerSettings:
-    return services(request).settings
-
-
-def _extraction(request: Request) -> ExtractionService:
-    return services(request).extraction
-
-
-def _files(request: Request) -> FileService:
-    return services(request).files
-
-
-def _knowledge(request: Request) -> KnowledgeService:
-    return services(request).knowledge
-
-
-def _retrieval(request: Request) -> RetrievalService:
-    return services(request).retrieval
-
-
-Accounts = Annotated[AccountService, Depends(_accounts)]
-Embeddings = Annotated[Embedder, Depends(_embeddings)]
-Upstream = Annotated[Upstreams, Depends(_upstreams)]
-Config = Annotated[ServerSettings, Depends(_settings)]
-Extractor = Annotated[ExtractionService, Depends(_extraction)]
-Files = Annotated[FileService, Depends(_files)]
-KnowledgeBases = Annotated[KnowledgeService, Depends(_knowledge)]
-Retrieval = Annotated[RetrievalService, Depends(_retrieval)]
+Accounts = Annotated[AccountService, _one("accounts")]
+Embeddings = Annotated[Embedder, _one("embeddings")]
+Upstream = Annotated[Upstreams, _one("upstreams")]
+Config = Annotated[ServerSettings, _one("settings")]
+Extractor = Annotated[ExtractionService, _one("extraction")]
+Files = Annotated[FileService, _one("files")]
+KnowledgeBases = Annotated[KnowledgeService, _one("knowledge")]
+Retrieval = Annotated[RetrievalService, _one("retrieval")]
 
 __all__ = [
     "AccountService",

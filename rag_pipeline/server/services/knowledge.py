@@ -30,7 +30,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from rag_pipeline.server.db import (
     COPYING,
     DELETING,
     FAILED,
+    NO_UPDATE_SYNC,
     READY,
     REMOVING,
     RESETTING,
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 
 _COPY_NAMESPACE = uuid.UUID("0f3c7d8e-2b6a-4c1e-9a57-6e2d4b8f1c03")
 _COPY_BATCH = 256
-_NO_UPDATE_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +88,7 @@ class Repaired:
     links_copied: int = 0
 
     def __bool__(self) -> bool:
-        return any(
-            (
-                self.knowledge_deleted,
-                self.knowledge_reset,
-                self.files_deleted,
-                self.links_removed,
-                self.links_copied,
-            )
-        )
+        return any(astuple(self))
 
 
 def _knowledge_point_id(file_id: str, point_id: str, payload: dict[str, Any]) -> str:
@@ -236,7 +228,7 @@ class KnowledgeService:
                     update(Knowledge)
                     .where(Knowledge.id == knowledge_id)
                     .values(state=RESETTING, updated_at=now())
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 )
             failpoints.reach("knowledge.reset.marked")
             self._finish_reset(knowledge_id)
@@ -250,7 +242,7 @@ class KnowledgeService:
                     update(Knowledge)
                     .where(Knowledge.id == knowledge_id)
                     .values(state=DELETING)
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 )
             failpoints.reach("knowledge.delete.marked")
             self._finish_delete(knowledge_id)
@@ -344,13 +336,13 @@ class KnowledgeService:
                     update(FileRecord)
                     .where(FileRecord.id == file_id)
                     .values(status=DELETING, lease_holder=None, lease_expires=None)
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 ).rowcount
                 session.execute(
                     update(KnowledgeFile)
                     .where(KnowledgeFile.file_id == file_id)
                     .values(state=REMOVING)
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 )
             if not marked:
                 return
@@ -467,7 +459,7 @@ class KnowledgeService:
                 update(KnowledgeFile)
                 .where(*where)
                 .values(state=COPYING)
-                .execution_options(**_NO_UPDATE_SYNC)
+                .execution_options(**NO_UPDATE_SYNC)
             )
         for target in targets:
             self._copy(file_id, target)
@@ -481,7 +473,7 @@ class KnowledgeService:
                         KnowledgeFile.state == COPYING,
                     )
                     .values(state=COPIED)
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 )
         return len(targets)
 
@@ -496,7 +488,7 @@ class KnowledgeService:
                         KnowledgeFile.file_id == file_id,
                     )
                     .values(state=REMOVING)
-                    .execution_options(**_NO_UPDATE_SYNC)
+                    .execution_options(**NO_UPDATE_SYNC)
                 ).rowcount
             if marked:
                 failpoints.reach("knowledge.remove.marked")
@@ -547,8 +539,7 @@ class KnowledgeService:
         for knowledge_id in knowledge_ids:
             self._finish_removal(knowledge_id, file_id)
         failpoints.reach("files.delete.unlinked")
-        if self.store.has_collection(UPLOADS_COLLECTION):
-            self.store.delete_where(UPLOADS_COLLECTION, "file_id", file_id)
+        self._remove_vectors(file_id, UPLOADS_COLLECTION)
         shutil.rmtree(original, ignore_errors=True)
         failpoints.reach("files.delete.vectors")
         with self.db.session() as session:
@@ -566,7 +557,7 @@ class KnowledgeService:
                 update(Knowledge)
                 .where(Knowledge.id == knowledge_id, Knowledge.state == RESETTING)
                 .values(state=READY)
-                .execution_options(**_NO_UPDATE_SYNC)
+                .execution_options(**NO_UPDATE_SYNC)
             )
 
     def _finish_delete(self, knowledge_id: str) -> None:
@@ -608,9 +599,9 @@ class KnowledgeService:
         store.upsert(knowledge_id, batch)
         return copied + len(batch)
 
-    def _remove_vectors(self, file_id: str, knowledge_id: str) -> None:
-        if self.store.has_collection(knowledge_id):
-            self.store.delete_where(knowledge_id, "file_id", file_id)
+    def _remove_vectors(self, file_id: str, collection: str) -> None:
+        if self.store.has_collection(collection):
+            self.store.delete_where(collection, "file_id", file_id)
 
     def _touch(self, knowledge_id: str) -> None:
         with self.db.session() as session:

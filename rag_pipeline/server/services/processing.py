@@ -25,13 +25,14 @@ from rag_pipeline.server.db import (
     COMPLETED,
     DELETING,
     FAILED,
+    NO_UPDATE_SYNC,
     PROCESSING,
     Database,
     FileAttempt,
     FileRecord,
     db_clock,
 )
-from rag_pipeline.server.jobs import NO_UPDATE_SYNC, Leases
+from rag_pipeline.server.jobs import Leases
 from rag_pipeline.server.scopes import UPLOADS_COLLECTION
 
 log = logging.getLogger(__name__)
