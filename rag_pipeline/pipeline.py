@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rag_pipeline.embedding.sparse import SparseEncoder
     from rag_pipeline.ingest import Indexer, SourceItem
     from rag_pipeline.retrieval.prompt import PromptBuilder
+    from rag_pipeline.retrieval.rerank import Reranker
     from rag_pipeline.retrieval.retriever import Retriever
 
 
@@ -39,6 +40,7 @@ class Pipeline:
         sparse_encoder: SparseEncoder | None = None,
         prompt_builder: PromptBuilder | None = None,
         retriever: Retriever | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         """Parts given here are used as they are; the others are built from ``settings``."""
         self.settings = settings or Settings()
@@ -61,6 +63,8 @@ class Pipeline:
         self._store = store
         self._sparse: SparseEncoder | None = sparse_encoder
         self._retriever = retriever
+        self._reranker = reranker
+        self._reranker_built = reranker is not None
         # The server touches these from request threads, its worker and a warm-up thread
         # at once; two racing first uses must not load two models or open a store twice.
         self._build_lock = threading.Lock()
@@ -119,6 +123,31 @@ class Pipeline:
 
                     self._sparse = SparseEncoder(self.settings.sparse_language)
         return self._sparse
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The second stage RAG_RERANKER names (None: none), built on first use."""
+        if not self._reranker_built:
+            reranker = self.make_reranker(self.settings.reranker)
+            with self._build_lock:
+                if not self._reranker_built:
+                    self._reranker, self._reranker_built = reranker, True
+        return self._reranker
+
+    def make_reranker(self, kind: str) -> Reranker | None:
+        """A new reranker of ``kind`` (a RAG_RERANKER value) over this pipeline's models."""
+        from rag_pipeline.retrieval.rerank import make_reranker
+
+        if kind != "signals":
+            return make_reranker(self.settings, kind)
+        choice = self.choice
+        return make_reranker(
+            self.settings,
+            kind,
+            embedder=self.embedder,
+            multilingual=choice.multilingual if choice else None,
+            sparse=self.sparse_encoder,
+        )
 
     @property
     def store(self) -> VectorStore:
@@ -204,6 +233,8 @@ class Pipeline:
                 fusion=given.fusion,
                 candidates=given.candidates,
                 min_similarity=given.min_similarity,
+                reranker=given.reranker,
+                rerank_candidates=given.rerank_candidates,
             )
         return Retriever(
             self.store,
@@ -212,6 +243,8 @@ class Pipeline:
             mode=mode or self.settings.search_mode,
             fusion=self.settings.fusion,
             min_similarity=self.settings.relevance_threshold,
+            reranker=self.reranker,
+            rerank_candidates=self.settings.rerank_candidates,
         )
 
     def query(
@@ -279,8 +312,9 @@ class Pipeline:
         if self._store is not None:
             self._store.close()
             self._store = None
-        for embedder in self._choice.embedders if self._choice else (self._embedder,):
-            closer = getattr(embedder, "close", None)
+        parts = self._choice.embedders if self._choice else (self._embedder,)
+        for part in (*parts, self._reranker):
+            closer = getattr(part, "close", None)
             if closer is not None:
                 closer()
 

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag_pipeline.embedding.registry import EMBEDDER_NAMES, EMBEDDERS
+from rag_pipeline.retrieval.rerank import RERANKER_NAMES
 
 if TYPE_CHECKING:
     from rag_pipeline.loaders import LoadLimits
@@ -135,6 +136,36 @@ class Settings(BaseSettings):
         "that cannot read the query's script, then DBSF (benchmarks/RESULTS.md, issue 13)",
     )
     sparse_language: str = Field("en", description="stemmer and stop words for Latin script")
+    reranker: Literal[RERANKER_NAMES] = Field(  # type: ignore[valid-type]  # the one list
+        "none",
+        description="a second stage over the first one's candidates: none; signals (our own "
+        "dense and sparse signals on one scale); local (a cross-encoder run by ONNX Runtime); "
+        "http (a reranking server)",
+    )
+    reranker_model: str | None = Field(
+        None,
+        description="local: the cross-encoder's folder or Hugging Face id (in the local "
+        "cache); http: the model name sent, if the server wants one",
+    )
+    reranker_url: str | None = Field(
+        None, description="http: the full endpoint, e.g. http://host:7997/rerank"
+    )
+    reranker_api_key: str | None = None
+    reranker_api: Literal["cohere", "tei"] = Field(
+        "cohere",
+        description="http: the wire shape, Cohere/Jina (Infinity, vLLM, Jina, Open WebUI) "
+        "or Hugging Face TEI",
+    )
+    reranker_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="local: int8 is faster on a CPU"
+    )
+    reranker_timeout: float = Field(30.0, gt=0, description="http: seconds per request")
+    rerank_candidates: int = Field(
+        30,
+        ge=1,
+        description="first-stage hits per collection the reranker reorders (each costs a "
+        "model pass: see the README's latency note)",
+    )
     context_tokens: int = Field(3000, ge=100, description="token budget of the RAG context")
 
     @field_validator(
@@ -144,6 +175,9 @@ class Settings(BaseSettings):
         "embedding_api_key",
         "ray_address",
         "ocr_languages",
+        "reranker_model",
+        "reranker_url",
+        "reranker_api_key",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -158,6 +192,10 @@ class Settings(BaseSettings):
             )
         if self.embedder in ("ollama", "openai") and not self.embedding_base_url:
             raise ValueError(f"embedder {self.embedder!r} needs RAG_EMBEDDING_BASE_URL")
+        if self.reranker == "local" and not self.reranker_model:
+            raise ValueError("reranker 'local' needs RAG_RERANKER_MODEL (a cross-encoder)")
+        if self.reranker == "http" and not self.reranker_url:
+            raise ValueError("reranker 'http' needs RAG_RERANKER_URL")
         return self
 
     def load_limits(self) -> LoadLimits:

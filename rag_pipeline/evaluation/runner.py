@@ -15,6 +15,7 @@ from rag_pipeline.evaluation.metrics import evaluate, recall_curve
 from rag_pipeline.ingest import IndexReport
 from rag_pipeline.pipeline import Pipeline
 from rag_pipeline.retrieval.fusion import FUSIONS, HybridFusion
+from rag_pipeline.retrieval.rerank import RERANKER_NAMES, Reranker, rerank
 from rag_pipeline.types import Document, Hit, SearchMode
 
 MODES: tuple[SearchMode, ...] = ("dense", "sparse", "hybrid")
@@ -117,9 +118,17 @@ def run_mode(
     *,
     fusion: HybridFusion | None = None,
     label: str = "",
+    reranker: Reranker | None = None,
 ) -> EvalRun:
-    """Run every query in one mode (hybrid: with ``fusion``, else the setting) and score it."""
+    """Run every query in one mode (hybrid: with ``fusion``, else the setting) and score it.
+
+    With ``reranker``, the first stage's best ``rerank_candidates`` chunks (the setting) are
+    reordered by it and the rest follow in first-stage order, so recall deeper than the
+    second stage still reads the first one's ranking.
+    """
     retriever = pipeline.retriever(mode)
+    retriever.reranker = None  # applied below, to the head of a deeper ranking
+    head = pipeline.settings.rerank_candidates
     if fusion is not None:
         retriever.fusion = fusion
     # Ranking metrics judge the whole ranking; a relevance cut would only hide its tail.
@@ -134,6 +143,8 @@ def run_mode(
     for query_id, text in dataset.queries.items():
         t = time.perf_counter()
         hits = retriever.search(text, collections, top_k=chunks)
+        if reranker is not None:
+            hits = rerank(reranker, text, hits[:head], head) + hits[head:]
         latencies.append((time.perf_counter() - t) * 1000)
         run[query_id] = _doc_ids(hits, chunk_level, top_k)
     seconds = time.perf_counter() - started
@@ -148,6 +159,11 @@ def run_mode(
             ),
             "top_k": top_k,
             **({"fusion": retriever.fusion} if mode == "hybrid" else {}),
+            **(
+                {"reranker": reranker.model_name, "rerank_candidates": head}
+                if reranker is not None
+                else {}
+            ),
         },
         metrics=evaluate(dataset.qrels, run),
         recall_curve=recall_curve(dataset.qrels, run),
@@ -168,12 +184,19 @@ def evaluate_modes(
     knowledge_id: str | None = None,
     fusions: Sequence[HybridFusion] = (),
     label: str = "",
+    rerankers: Sequence[str] = (),
 ) -> list[EvalRun]:
     """Evaluate each mode on a BEIR dataset (indexed on demand) or on a knowledge base.
 
-    Hybrid runs once per fusion in ``fusions`` (once with the setting when empty); rows are
-    labelled ``label`` + mode (+ fusion when several are compared).
+    Hybrid runs once per fusion in ``fusions`` (once with the setting when empty); every
+    run once per reranker in ``rerankers`` (RAG_RERANKER values; the setting when empty).
+    Rows are labelled ``label`` + mode (+ fusion, + reranker, when several are compared).
     """
+    for kind in rerankers:
+        if kind not in RERANKER_NAMES:
+            raise ConfigError(f"unknown reranker {kind!r}: use {', '.join(RERANKER_NAMES)}")
+    kinds = list(rerankers) or [pipeline.settings.reranker]
+    built = {kind: pipeline.make_reranker(kind) for kind in kinds}
     for mode in modes:
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}: use {', '.join(MODES)}")
@@ -189,18 +212,23 @@ def evaluate_modes(
     runs = []
     for mode in modes:
         for fusion in (fusions or [None]) if mode == "hybrid" else [None]:
-            name = " ".join(
-                part for part in (label, mode, fusion if len(fusions) > 1 else "") if part
-            )
-            runs.append(
-                run_mode(
-                    pipeline,
-                    [collection],
-                    dataset,
-                    mode,
-                    top_k,
-                    fusion=fusion,
-                    label=name if name != mode else "",
+            for kind in kinds:
+                shown = kind if len(kinds) > 1 or kind != "none" else ""
+                name = " ".join(
+                    part
+                    for part in (label, mode, fusion if len(fusions) > 1 else "", shown)
+                    if part
                 )
-            )
+                runs.append(
+                    run_mode(
+                        pipeline,
+                        [collection],
+                        dataset,
+                        mode,
+                        top_k,
+                        fusion=fusion,
+                        label=name if name != mode else "",
+                        reranker=built[kind],
+                    )
+                )
     return runs

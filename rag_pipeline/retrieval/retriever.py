@@ -14,6 +14,7 @@ from rag_pipeline.embedding.sparse import SparseEncoder
 from rag_pipeline.errors import ConfigError, NotFoundError
 from rag_pipeline.languages import model_leads, model_scripts, script_mix, script_of
 from rag_pipeline.retrieval.fusion import FUSIONS, HalfWeights, HybridFusion, fusion_weights
+from rag_pipeline.retrieval.rerank import Reranker, rerank
 from rag_pipeline.store.base import VectorStore, check_model
 from rag_pipeline.types import Hit, SearchMode, SearchScope
 
@@ -26,7 +27,9 @@ class Retriever:
     """Embed a query and search collections in the store.
 
     Given an ``EmbedderChoice`` (RAG_EMBEDDER=auto), each collection is queried with the
-    one of its embedders that filled it; a query is embedded once per model needed.
+    one of its embedders that filled it; a query is embedded once per model needed. Given a
+    ``reranker``, each collection's first ``rerank_candidates`` hits are reordered by it and
+    every hit's score is the reranker's (one scale across collections).
     """
 
     def __init__(
@@ -39,7 +42,11 @@ class Retriever:
         fusion: HybridFusion = "adaptive",
         candidates: int = 100,
         min_similarity: float | None = None,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 30,
     ) -> None:
+        if rerank_candidates < 1:
+            raise ConfigError(f"rerank_candidates must be >= 1, got {rerank_candidates}")
         if mode not in ("dense", "sparse", "hybrid"):
             raise ConfigError(f"unknown search mode {mode!r}: use dense, sparse or hybrid")
         if fusion not in FUSIONS:
@@ -56,6 +63,8 @@ class Retriever:
         # only the similarity can tell an off-topic query (benchmarks/threshold_topk.py).
         self.min_similarity = min_similarity or None
         self.sparse_encoder = sparse_encoder
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
         self._mixes: dict[str, tuple[float, dict[str, float]]] = {}
         self._mixes_lock = threading.Lock()
 
@@ -156,6 +165,8 @@ class Retriever:
             sparse = self.sparse_encoder.embed_query(query)
         groups: list[list[Hit]] = []
         terms = len(sparse.indices) if sparse is not None else 0
+        # The first stage hands the second more candidates than are kept.
+        limit = max(top_k, self.rerank_candidates) if self.reranker is not None else top_k
         for scope, scope_mode, scope_weights, floor in zip(
             scopes, modes, weights, floors, strict=True
         ):
@@ -163,10 +174,10 @@ class Retriever:
                 scope.collection,
                 dense=vectors.get(embedders[scope.collection].model_name),
                 sparse=sparse,
-                limit=top_k,
+                limit=limit,
                 mode=scope_mode,
                 where=scope.where,
-                candidates=max(self.candidates, top_k),
+                candidates=max(self.candidates, limit),
                 fusion="rrf" if self.fusion == "rrf" else "dbsf",
                 weights=scope_weights,
                 # Per query term: a sparse score is a sum over the terms a chunk matches.
@@ -179,6 +190,8 @@ class Retriever:
                 hits = [
                     h for h in hits if h.similarity is None or h.similarity >= self.min_similarity
                 ]
+            if self.reranker is not None:
+                hits = rerank(self.reranker, query, hits, top_k)
             groups.append(hits)
         return groups
 

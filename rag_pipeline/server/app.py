@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from rag_pipeline import __version__
+from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.batching import BatchingEmbedder
 from rag_pipeline.embedding.cache import CachedEmbedder
 from rag_pipeline.errors import (
@@ -28,6 +29,7 @@ from rag_pipeline.errors import (
     PermissionDeniedError,
     RagError,
     RemoteError,
+    RerankError,
     StatusError,
     StoreError,
     TooLargeError,
@@ -35,6 +37,7 @@ from rag_pipeline.errors import (
     UpstreamError,
 )
 from rag_pipeline.pipeline import Pipeline
+from rag_pipeline.retrieval.rerank import Reranker
 from rag_pipeline.server import failpoints
 from rag_pipeline.server.auth import TokenIssuer
 from rag_pipeline.server.db import Database
@@ -48,6 +51,7 @@ from rag_pipeline.server.routes import (
     ollama,
     openai_compat,
     process,
+    rerank,
     retrieval,
 )
 from rag_pipeline.server.services import (
@@ -56,6 +60,7 @@ from rag_pipeline.server.services import (
     FileProcessor,
     FileService,
     KnowledgeService,
+    RerankService,
     RetrievalService,
     Services,
 )
@@ -81,6 +86,7 @@ ERROR_STATUS: dict[type[RagError], int] = {
     UnsupportedTypeError: 415,
     StatusError: 502,
     EmbeddingError: 502,
+    RerankError: 502,
     UpstreamError: 502,  # or the status the error carries (e.g. 504 on a timeout)
     RemoteError: 502,
     StoreError: 500,
@@ -145,6 +151,21 @@ def _server_pipeline(settings: ServerSettings) -> Pipeline:
     return Pipeline(settings, embedder=batching, store=chooser.store)
 
 
+def _signals(settings: ServerSettings, pipeline: Pipeline, embeddings: Embedder) -> Reranker:
+    """Our own signals for the reranking API, over the embedding API's cached model (Open
+    WebUI using us as its embedder sent the candidates through it already) and, for text
+    that model cannot read, the multilingual one, loaded on the first such request."""
+    from rag_pipeline.embedding.registry import make_embedder
+    from rag_pipeline.languages import MULTILINGUAL_EMBEDDER
+    from rag_pipeline.retrieval.signals import SignalReranker
+
+    def multilingual() -> Embedder:
+        model = make_embedder(settings.model_copy(update={"embedder": MULTILINGUAL_EMBEDDER}))
+        return CachedEmbedder(model, settings.embedding_cache_entries)
+
+    return SignalReranker(embeddings, pipeline.sparse_encoder, multilingual=multilingual)
+
+
 def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
     """Build the server; a given ``pipeline`` is used (and left open), else one is made."""
     settings = settings or ServerSettings()
@@ -160,6 +181,10 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         # The embedding API's own view of the model: texts it answered before come from
         # memory (see CachedEmbedder).
         state.embeddings = CachedEmbedder(state.pipeline.embedder, settings.embedding_cache_entries)
+        reranking = RerankService(
+            None if settings.reranker == "signals" else state.pipeline.reranker,
+            _signals(settings, state.pipeline, state.embeddings),
+        )
         try:
             state.db = Database(settings.resolved_database_url())
         except ConfigError as exc:  # e.g. a database a newer rag-pipeline upgraded
@@ -201,6 +226,7 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
             retrieval=RetrievalService(state.db, state.pipeline, settings.top_k),
             extraction=ExtractionService(settings.load_limits(), settings.max_file_bytes),
             embeddings=state.embeddings,
+            reranking=reranking,
             upstreams=state.upstreams,
             settings=settings,
         )
@@ -251,6 +277,16 @@ def create_app(settings: ServerSettings | None = None, pipeline: Pipeline | None
         """Liveness, without auth."""
         return {"status": True}
 
-    for module in (auths, files, knowledge, retrieval, chat, ollama, openai_compat, process):
+    for module in (
+        auths,
+        files,
+        knowledge,
+        retrieval,
+        chat,
+        ollama,
+        openai_compat,
+        rerank,
+        process,
+    ):
         app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

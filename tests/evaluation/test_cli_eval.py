@@ -104,3 +104,31 @@ def test_eval_compares_fusions_and_embedders_in_one_table(
     assert set(data["index"]) == {"local", "usem3"}
     bad = CliRunner().invoke(app, [*args[:4], "--fusion", "best"])
     assert bad.exit_code == 2 and "unknown fusion 'best'" in bad.output
+
+
+def test_eval_compares_rerankers_in_one_table(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ..rerank_server import rerank_server
+
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    with rerank_server() as server:
+        monkeypatch.setenv("RAG_RERANKER_URL", server.url + "/v1/rerank")
+        args = ["eval", str(toy), "--mode", "dense", "--top-k", "4", "--json"]
+        reranked = ["--rerank", "none", "--rerank", "signals", "--rerank", "http"]
+        result = CliRunner().invoke(app, [*args, *reranked])
+        assert result.exit_code == 0, result.output
+        # Each of the toy's two queries: one request of all four documents.
+        assert [len(r["documents"]) for r in server.requests] == [4, 4]
+    data = json.loads(result.stdout)
+    assert [r["label"] for r in data["runs"]] == ["dense none", "dense signals", "dense http"]
+    assert "reranker" not in data["runs"][0]["settings"]
+    assert [r["settings"]["reranker"] for r in data["runs"][1:]] == [
+        "rag-signals",
+        server.url + "/v1/rerank",
+    ]
+    assert all(r["metrics"]["ndcg@10"] == pytest.approx(1.0) for r in data["runs"])
+    bad = CliRunner().invoke(app, [*args, "--rerank", "cohere"])
+    assert bad.exit_code == 2 and "unknown reranker 'cohere'" in bad.output
+    missing = CliRunner().invoke(app, [*args, "--rerank", "local"])
+    assert missing.exit_code == 2 and "RAG_RERANKER_MODEL" in missing.output

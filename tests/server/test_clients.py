@@ -41,7 +41,7 @@ def test_openai_sdk_embeddings_and_models(world: World) -> None:
         assert np.allclose(got, expected, atol=1e-5)
     many = client.embeddings.create(model=name, input=[f"note {n}" for n in range(100)])
     assert [d.index for d in many.data] == list(range(100))
-    assert [m.id for m in client.models.list()] == [name]
+    assert [m.id for m in client.models.list()] == [name, "rag-signals"]
     assert client.models.retrieve(name).id == name
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")

@@ -221,18 +221,19 @@ def test_no_or_wrong_token_is_401(world: World, token: str | None) -> None:
         assert set(response.json()) == {"detail"}
 
 
-def test_models_lists_the_embedding_model(world: World) -> None:
+def test_models_lists_the_embedding_model_and_the_reranker(world: World) -> None:
     response = httpx.get(f"{world.url}/v1/models", headers=world.bob.headers)
     assert response.status_code == 200
+    common = {"object": "model", "created": 0, "owned_by": "rag-pipeline"}
     assert response.json() == {
         "object": "list",
         "data": [
             {
                 "id": world.server.app.state.pipeline.embedder.model_name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "rag-pipeline",
-            }
+                **common,
+                "type": "embedding",
+            },
+            {"id": "rag-signals", **common, "type": "rerank"},
         ],
     }
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from rag_pipeline.chunking.tokens import count_tokens
 from rag_pipeline.server.auth import CurrentUser
-from rag_pipeline.server.services import Config, Embeddings
+from rag_pipeline.server.services import Config, Embeddings, Reranking
 from rag_pipeline.server.settings import ServerSettings
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -213,19 +213,28 @@ async def embeddings(
 
 
 @router.get("/models")
-async def models(user: CurrentUser, embedder: Embeddings) -> dict[str, Any]:
-    """The one model this API serves, in OpenAI's list shape."""
-    return {"object": "list", "data": [_model_object(embedder.model_name)]}
+async def models(user: CurrentUser, embedder: Embeddings, reranking: Reranking) -> dict[str, Any]:
+    """The models this API serves (the embedding model, then the reranker), as OpenAI lists."""
+    return {
+        "object": "list",
+        "data": [
+            _model_object(embedder.model_name, "embedding"),
+            _model_object(reranking.model_name, "rerank"),
+        ],
+    }
 
 
 @router.get("/models/{model_id:path}")
-async def model(model_id: str, user: CurrentUser, embedder: Embeddings) -> dict[str, Any]:
+async def model(
+    model_id: str, user: CurrentUser, embedder: Embeddings, reranking: Reranking
+) -> dict[str, Any]:
     """One model (``client.models.retrieve``): ours under any of its spellings, else 404."""
-    name = embedder.model_name
-    if not serves(name, model_id):
-        raise HTTPException(404, f"The model '{model_id}' does not exist")
-    return _model_object(name)
+    for name, kind in ((embedder.model_name, "embedding"), (reranking.model_name, "rerank")):
+        if serves(name, model_id):
+            return _model_object(name, kind)
+    raise HTTPException(404, f"The model '{model_id}' does not exist")
 
 
-def _model_object(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline"}
+def _model_object(name: str, kind: str) -> dict[str, Any]:
+    # "type" is not OpenAI's; clients ignore it, and it tells the reranker from the embedder.
+    return {"id": name, "object": "model", "created": 0, "owned_by": "rag-pipeline", "type": kind}

@@ -2,10 +2,11 @@
 
 ``AccountService`` (sign-up, sign-in, keys), ``FileService`` (upload, read, delete),
 ``FileProcessor`` (a claimed file through the pipeline), ``KnowledgeService`` (knowledge
-bases, their files, and every vector copy) and ``RetrievalService`` (queries and chats
-with files); beside them the embedding model as the embedding APIs use it, the upstream
-model servers and the settings. Routes receive each as a typed FastAPI dependency (the
-``Annotated`` names below): this module is the only one that reads ``app.state``.
+bases, their files, and every vector copy), ``RetrievalService`` (queries and chats
+with files) and ``RerankService`` (the reranking API); beside them the embedding model as
+the embedding APIs use it, the upstream model servers and the settings. Routes receive
+each as a typed FastAPI dependency (the ``Annotated`` names below): this module is the only
+one that reads ``app.state``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rag_pipeline.server.services.extraction import ExtractionService
 from rag_pipeline.server.services.files import FileService
 from rag_pipeline.server.services.knowledge import KnowledgeService
 from rag_pipeline.server.services.processing import FileProcessor
+from rag_pipeline.server.services.reranking import RerankService
 from rag_pipeline.server.services.retrieval import RetrievalService
 from rag_pipeline.server.settings import ServerSettings
 from rag_pipeline.server.upstream import Upstreams
@@ -37,6 +39,8 @@ class Services:
     extraction: ExtractionService
     # The server's model for the embedding APIs (answers it gave before come from memory).
     embeddings: Embedder
+    # The reranking API's model: the configured reranker, else our own signals.
+    reranking: RerankService
     upstreams: Upstreams
     settings: ServerSettings
 
@@ -57,6 +61,7 @@ def _one(name: str) -> Any:
 
 Accounts = Annotated[AccountService, _one("accounts")]
 Embeddings = Annotated[Embedder, _one("embeddings")]
+Reranking = Annotated[RerankService, _one("reranking")]
 Upstream = Annotated[Upstreams, _one("upstreams")]
 Config = Annotated[ServerSettings, _one("settings")]
 Extractor = Annotated[ExtractionService, _one("extraction")]
@@ -76,6 +81,8 @@ __all__ = [
     "Files",
     "KnowledgeBases",
     "KnowledgeService",
+    "RerankService",
+    "Reranking",
     "Retrieval",
     "RetrievalService",
     "Services",
