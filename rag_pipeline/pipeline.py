@@ -140,12 +140,16 @@ class Pipeline:
 
         if kind != "signals":
             return make_reranker(self.settings, kind)
+        from rag_pipeline.embedding.cache import CachedEmbedder
+
+        # Candidates come back across queries (a knowledge base's best chunks for one
+        # topic): each is embedded once, then answered from memory.
         choice = self.choice
         return make_reranker(
             self.settings,
             kind,
-            embedder=self.embedder,
-            multilingual=choice.multilingual if choice else None,
+            embedder=CachedEmbedder(self.embedder),
+            multilingual=CachedEmbedder(choice.multilingual) if choice else None,
             sparse=self.sparse_encoder,
         )
 

@@ -49,7 +49,7 @@ def test_both_replicas_are_behind_one_port_and_long_running_services_have_health
     assert services["ollama-pull"]["restart"] == "no"
 
 
-def test_open_webui_profile_uses_rag_for_extraction_and_embeddings() -> None:
+def test_open_webui_profile_uses_rag_for_extraction_embeddings_and_reranking() -> None:
     webui = _compose()["services"]["open-webui"]
     assert webui["profiles"] == ["webui"]
     env = webui["environment"]
@@ -57,6 +57,11 @@ def test_open_webui_profile_uses_rag_for_extraction_and_embeddings() -> None:
     assert env["EXTERNAL_DOCUMENT_LOADER_URL"] == "http://proxy:3000"
     assert env["RAG_EMBEDDING_ENGINE"] == "openai"
     assert env["RAG_OPENAI_API_BASE_URL"] == "http://proxy:3000/v1"
+    assert env["RAG_RERANKING_ENGINE"] == "external"
+    assert env["RAG_EXTERNAL_RERANKER_URL"] == "http://proxy:3000/v1/rerank"
+    from rag_pipeline.retrieval.signals import SIGNALS_MODEL
+
+    assert env["RAG_RERANKING_MODEL"] == SIGNALS_MODEL
 
 
 def test_dockerfile_installs_cpu_torch_before_the_package() -> None:

@@ -109,7 +109,8 @@ def test_without_a_reranker_retrieval_is_unchanged(indexed: Pipeline) -> None:
 def test_settings_choose_the_reranker(indexed: Pipeline, tmp_path: Path) -> None:
     assert RERANKER_NAMES == ("none", "signals", "local", "http")
     signals = _with(indexed, None, reranker="signals").reranker
-    assert isinstance(signals, SignalReranker) and signals.embedder is indexed.embedder
+    assert isinstance(signals, SignalReranker)
+    assert signals.embedder.inner is indexed.embedder  # type: ignore[attr-defined]  # cached
     with rerank_server() as server:
         settings = indexed.settings.model_copy(
             update={
