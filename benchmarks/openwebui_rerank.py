@@ -110,7 +110,8 @@ from openwebui_plugin import (
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = SHARED / "scifact"
 KO = SHARED / "ko_tydiqa"
-K = 10
+K = 10  # RAG_TOP_K and the query's k: each first-stage half's depth (--k)
+K_RERANKER = 10  # RAG_TOP_K_RERANKER: what is kept after reranking
 MODES = ("dense", "hybrid (own)", "hybrid + rag reranker")
 DEFAULT_RERANKER = "rag-signals"
 WARM_UP = "What is this document about?"
@@ -512,7 +513,7 @@ def run_set(
         "RAG_EXTERNAL_RERANKER_API_KEY": key,
         "RAG_RERANKING_MODEL": rag["model"],
         "RAG_TOP_K": str(K),
-        "RAG_TOP_K_RERANKER": str(K),
+        "RAG_TOP_K_RERANKER": str(K_RERANKER),
         "RAG_RELEVANCE_THRESHOLD": "0",
     }
     if args.bm25_weight is not None:
@@ -731,6 +732,12 @@ def main() -> None:
     parser.add_argument("--ko-docs", type=int, default=400, help="ko_tydiqa documents in all")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument(
+        "--k",
+        type=int,
+        default=K,
+        help="Open WebUI's top k (each half of its hybrid search); 10 kept after reranking",
+    )
+    parser.add_argument(
         "--bm25-weight", type=float, default=None, help="RAG_HYBRID_BM25_WEIGHT (default: 0.5)"
     )
     parser.add_argument(
@@ -744,6 +751,8 @@ def main() -> None:
     parser.add_argument("--owui-cpus", help="cores Open WebUI may use, e.g. 0 (default: all)")
     parser.add_argument("--rag-cpus", help="cores rag serve may use, e.g. 1 (default: all)")
     args = parser.parse_args()
+    global K
+    K = args.k
     sets = args.sets or ["scifact-hard", "ko"]
     _CPUS["owui"] = _cpu_list(args.owui_cpus)
     _CPUS["rag"] = _cpu_list(args.rag_cpus)
@@ -780,7 +789,7 @@ def main() -> None:
         "owui_cpus": sorted(_CPUS["owui"]) if _CPUS["owui"] else "all",
         "rag_cpus": sorted(_CPUS["rag"]) if _CPUS["rag"] else "all",
         "k": K,
-        "k_reranker": K,
+        "k_reranker": K_RERANKER,
         "relevance_threshold": 0,
         "hybrid_bm25_weight": args.bm25_weight if args.bm25_weight is not None else 0.5,
         "mode_order": (
