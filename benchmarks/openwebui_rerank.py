@@ -719,6 +719,7 @@ def print_table(name: str, result: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    global K
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--owui-python",
@@ -751,7 +752,6 @@ def main() -> None:
     parser.add_argument("--owui-cpus", help="cores Open WebUI may use, e.g. 0 (default: all)")
     parser.add_argument("--rag-cpus", help="cores rag serve may use, e.g. 1 (default: all)")
     args = parser.parse_args()
-    global K
     K = args.k
     sets = args.sets or ["scifact-hard", "ko"]
     _CPUS["owui"] = _cpu_list(args.owui_cpus)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rag_pipeline.ingest import Indexer, SourceItem
     from rag_pipeline.retrieval.prompt import PromptBuilder
     from rag_pipeline.retrieval.rerank import Reranker
-    from rag_pipeline.retrieval.retriever import Retriever
+    from rag_pipeline.retrieval.retriever import MixCache, Retriever
 
 
 class Pipeline:
@@ -65,6 +65,7 @@ class Pipeline:
         self._retriever = retriever
         self._reranker = reranker
         self._reranker_built = reranker is not None
+        self._mixes: MixCache | None = None
         # The server touches these from request threads, its worker and a warm-up thread
         # at once; two racing first uses must not load two models or open a store twice.
         self._build_lock = threading.Lock()
@@ -223,8 +224,10 @@ class Pipeline:
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder (the one given, if any,
         for its own mode)."""
-        from rag_pipeline.retrieval.retriever import Retriever
+        from rag_pipeline.retrieval.retriever import MixCache, Retriever
 
+        if self._mixes is None:
+            self._mixes = MixCache()
         given = self._retriever
         if given is not None:
             if mode is None or mode == given.mode:
@@ -239,6 +242,7 @@ class Pipeline:
                 min_similarity=given.min_similarity,
                 reranker=given.reranker,
                 rerank_candidates=given.rerank_candidates,
+                mixes=given.mixes,
             )
         return Retriever(
             self.store,
@@ -249,6 +253,7 @@ class Pipeline:
             min_similarity=self.settings.relevance_threshold,
             reranker=self.reranker,
             rerank_candidates=self.settings.rerank_candidates,
+            mixes=self._mixes,
         )
 
     def query(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from cachetools import TTLCache
 
 from rag_pipeline.embedding.base import Embedder
 from rag_pipeline.embedding.choice import EmbedderChoice
@@ -19,8 +19,29 @@ from rag_pipeline.store.base import VectorStore, check_model
 from rag_pipeline.types import Hit, SearchMode, SearchScope
 
 # A collection's language mix is re-counted at most this often: it changes slowly, and
-# counting costs a facet request per query otherwise.
+# counting costs a facet request per query otherwise (an exact count over the whole
+# collection: 3–6 ms at 20k chunks, growing with it; benchmarks/scale_curve.py).
 _MIX_TTL_SECONDS = 60.0
+
+
+class MixCache:
+    """Each collection's language mix, remembered for a minute (cachetools' TTLCache under a
+    lock). A pipeline hands one to every retriever it builds: ``Pipeline.query`` builds a
+    retriever per call, so a cache per retriever never answered."""
+
+    def __init__(self, ttl: float = _MIX_TTL_SECONDS, maxsize: int = 4096) -> None:
+        self._cache: TTLCache[str, dict[str, float]] = TTLCache(maxsize=maxsize, ttl=ttl)
+        self._lock = threading.Lock()
+
+    def get(self, collection: str, count: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """The remembered mix of ``collection``, or ``count()`` it and remember it."""
+        with self._lock:
+            mix = self._cache.get(collection)
+        if mix is None:
+            mix = count()
+            with self._lock:
+                self._cache[collection] = mix
+        return mix
 
 
 class Retriever:
@@ -44,6 +65,7 @@ class Retriever:
         min_similarity: float | None = None,
         reranker: Reranker | None = None,
         rerank_candidates: int = 30,
+        mixes: MixCache | None = None,
     ) -> None:
         if rerank_candidates < 1:
             raise ConfigError(f"rerank_candidates must be >= 1, got {rerank_candidates}")
@@ -65,19 +87,14 @@ class Retriever:
         self.sparse_encoder = sparse_encoder
         self.reranker = reranker
         self.rerank_candidates = rerank_candidates
-        self._mixes: dict[str, tuple[float, dict[str, float]]] = {}
-        self._mixes_lock = threading.Lock()
+        # Shared by every retriever of one pipeline (see MixCache).
+        self.mixes = mixes if mixes is not None else MixCache()
 
     def language_mix(self, collection: str) -> dict[str, float]:
         """Return each script's share of a collection's chunks (cached for a minute)."""
-        now = time.monotonic()
-        cached = self._mixes.get(collection)
-        if cached is not None and now - cached[0] < _MIX_TTL_SECONDS:
-            return cached[1]
-        mix = script_mix(self.store.value_counts(collection, "script"))
-        with self._mixes_lock:
-            self._mixes[collection] = (now, mix)
-        return mix
+        return self.mixes.get(
+            collection, lambda: script_mix(self.store.value_counts(collection, "script"))
+        )
 
     def embedder_for(self, collection: str) -> Embedder:
         """Return the embedder to query ``collection`` with; refuse one of another model."""

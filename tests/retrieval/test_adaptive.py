@@ -68,3 +68,24 @@ def test_a_mostly_korean_collection_with_an_english_only_model_gets_advice(
     english = [SourceItem.from_documents("a.txt", [Document(text=DOCS["otters.txt"])])]
     pipeline.index(english, "english")
     assert pipeline.language_advice("english") is None
+
+
+def test_the_mix_is_counted_once_a_minute_for_every_retriever_of_a_pipeline(
+    tmp_path_factory: pytest.TempPathFactory, local_embedder
+) -> None:
+    # Pipeline.query builds a retriever per call; a mix remembered per retriever was
+    # counted again on every query (an exact facet over the whole collection).
+    pipeline = Pipeline(Settings(data_dir=tmp_path_factory.mktemp("mix")), embedder=local_embedder)
+    english = [SourceItem.from_documents(n, [Document(text=DOCS[n], metadata={})]) for n in DOCS]
+    pipeline.index(english[:2], "growing")
+    pipeline.query("otters", "growing", mode="hybrid")
+    assert pipeline.retriever("hybrid").language_mix("growing") == {"Latn": 1.0}
+    pipeline.index(english, "growing")
+    # A new retriever answers from the pipeline's memory; the pipeline's own count is fresh.
+    assert pipeline.retriever("dense").language_mix("growing") == {"Latn": 1.0}
+    assert pipeline.language_mix("growing") == pytest.approx({"Hang": 4 / 6, "Latn": 2 / 6})
+    # Another pipeline (another process, a restart) counts for itself.
+    other = Pipeline(pipeline.settings, embedder=local_embedder, store=pipeline.store)
+    assert other.retriever().language_mix("growing") == pytest.approx(
+        {"Hang": 4 / 6, "Latn": 2 / 6}
+    )
