@@ -441,3 +441,24 @@ def test_a_killed_run_leaves_no_process_behind(tmp_path: Path) -> None:
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def test_a_re_run_over_more_items_than_one_state_filter_holds_finds_them_all(
+    tmp_path: Path, local_embedder
+) -> None:
+    from rag_pipeline.ingest.indexer import _STATE_SLICE
+
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    count = 2 * _STATE_SLICE + 7  # three slices of names
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        items = [
+            SourceItem.from_documents(f"n{i:04d}.txt", [pipeline_document(f"note {i}")])
+            for i in range(count)
+        ]
+        assert len(pipeline.index(items, "many").added) == count
+        items[-1] = SourceItem.from_documents("n9999.txt", [pipeline_document("a new one")])
+        items[3] = SourceItem.from_documents("n0003.txt", [pipeline_document("changed")])
+        again = pipeline.index(items, "many")
+        # Every unchanged item's state was read back, in whichever slice it fell.
+        assert len(again.skipped) == count - 2 and again.chunks_added == 2
+        assert (again.added, again.updated) == (["n9999.txt"], ["n0003.txt"])
