@@ -45,10 +45,7 @@ class _HttpEmbedder:
         passage_prefix: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """``timeout`` bounds each request; ``max_retries`` more tries follow a retryable
-        failure, ``backoff`` seconds apart and doubling (at most ``max_backoff``, or the
-        server's ``Retry-After`` up to ``max_retry_after``); no try starts once waiting for
-        it would end past ``retry_deadline`` seconds after the first."""
+        """``timeout`` and the retry arguments are ``JsonEndpoint``'s (rag_pipeline/_http.py)."""
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"embedding base URL must start with http:// or https://: {base_url}")
         if batch_size < 1 or concurrency < 1:

@@ -116,9 +116,10 @@ class SignalReranker:
         terms = self.sparse.embed_query(query).indices
         if not terms:
             return np.zeros(len(documents), dtype=np.float32)
+        wanted = set(terms)
         vectors = [self.sparse.embed_document(text) for text in documents]
         weights = [dict(zip(v.indices, v.values, strict=True)) for v in vectors]
-        frequency = Counter(term for w in weights for term in w.keys() & set(terms))
+        frequency = Counter(term for w in weights for term in w.keys() & wanted)
         total = len(documents)
         # BM25's IDF over the request's documents (+1 inside the log keeps it positive): the
         # collection is not ours to count, and these are the documents being compared.
