@@ -19,7 +19,7 @@ of chunks. After each step it reports:
   facet count alone (`facet_ms`) are reported too: before the pipeline shared one mix
   cache among its retrievers, every hybrid `Pipeline.query` (and server request) paid
   that count, 24 ms at 100k chunks; now the two hybrid columns agree;
-- `--optimize`: `pipeline.store.optimize(kb)` (builds the HNSW index), timed, then the
+- `--optimize`: `pipeline.store.build_index(kb)` (builds the HNSW index), timed, then the
   queries again: the curve shows when the index pays. Without it no HNSW index is ever
   built and every search is exact. With it, the "before" numbers of a step are over a
   collection whose earlier steps were optimized and whose new points were not: run once
@@ -72,6 +72,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -193,13 +194,52 @@ def measure_queries(pipeline: Pipeline, queries: list[str]) -> dict[str, Any]:
 
 
 def memory() -> dict[str, float]:
-    """MB: this process's VmRSS now and its peak (ru_maxrss)."""
-    status = Path("/proc/self/status").read_text()
-    vm_rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
+    """MB: this process's VmRSS now, split into anonymous memory (the heap: what the
+    process needs) and file-backed pages (the store's memory-mapped files: page cache the
+    kernel can drop and read again), and its peak (ru_maxrss, both kinds together)."""
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+
+    def mb(key: str) -> float:
+        return round(int(status[key].split()[0]) / 1024, 1)
+
     return {
-        "vm_rss_mb": round(vm_rss_kb / 1024, 1),
+        "vm_rss_mb": mb("VmRSS"),
+        "rss_anon_mb": mb("RssAnon"),
+        "rss_file_mb": mb("RssFile"),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def reopen(data: Path, queries: int) -> dict[str, Any]:
+    """What a process that only serves the knowledge base costs: a fresh interpreter opens
+    the data dir (`Pipeline(Settings(data_dir=...))`, the same env), queries it (one pass
+    to warm up, one measured) and reports its memory. The caller must have closed its
+    store first (one process at a time holds a shard's write-ahead log)."""
+    command = [sys.executable, __file__, "--probe", str(data), "--queries", str(queries)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe(data: Path, queries: list[str]) -> None:
+    """The child side of `reopen`: prints one JSON line."""
+    started = time.perf_counter()
+    with Pipeline(Settings(data_dir=data), embedder=FreeEmbedder()) as pipeline:
+        count = pipeline.store.count(KB)
+        opened = {"s": round(time.perf_counter() - started, 2), "memory": memory()}
+        cold: dict[str, Any] = {}
+        for mode in ("dense", "hybrid"):
+            times = []
+            for query in queries:
+                start = time.perf_counter()
+                pipeline.query(query, KB, top_k=10, mode=mode)
+                times.append((time.perf_counter() - start) * 1000)
+            cold[mode] = {
+                "p50_ms": round(percentile(times, 0.5), 2),
+                "max_ms": round(max(times), 2),
+            }
+        warm = measure_queries(pipeline, queries)
+        answer = {"chunks": count, "opened": opened, "cold": cold, "queries": warm}
+        print(json.dumps({**answer, "memory": memory()}))
 
 
 def shard_info(store: Any) -> dict[str, int] | None:
@@ -213,6 +253,7 @@ def shard_info(store: Any) -> dict[str, int] | None:
         "segments": info.segments_count,
         "points": info.points_count,
         "indexed_vectors": info.indexed_vectors_count,
+        "unindexed": store.unindexed(KB),
     }
 
 
@@ -396,9 +437,18 @@ def main() -> None:
     parser.add_argument("--batch-docs", type=int, default=50_000, help="documents per index call")
     parser.add_argument("--workers", type=int, help="extraction processes (default: settings)")
     parser.add_argument(
+        "--reopen",
+        action="store_true",
+        help="after each step, open the data dir in a fresh process, query it, report its memory",
+    )
+    parser.add_argument("--probe", type=Path, help=argparse.SUPPRESS)  # reopen's child
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale_curve.json"
     )
     args = parser.parse_args()
+    if args.probe is not None:
+        probe(args.probe, load_queries(args.queries))
+        return
     steps = sorted(args.steps)
     rerun_at = set(steps if args.rerun_at is None else args.rerun_at)
     temporary = args.data_dir is None
@@ -410,6 +460,8 @@ def main() -> None:
         "note": NOTE,
         "knowledge_base": KB,
         "store": settings.embedded_store,
+        "qdrant_on_disk": settings.qdrant_on_disk,
+        "qdrant_quantization": settings.qdrant_quantization,
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
         "workers": args.workers if args.workers is not None else settings.workers,
@@ -489,7 +541,7 @@ def main() -> None:
                 query_s, step["queries"] = timed(measure_queries, pipeline, queries)
                 step["queries_s"] = round(query_s, 2)
                 if args.optimize:
-                    optimize_s, _ = timed(pipeline.store.optimize, KB)
+                    optimize_s, _ = timed(pipeline.store.build_index, KB)
                     print(f"[{target:,}] optimize {optimize_s:.1f} s", flush=True)
                     query_s, optimized = timed(measure_queries, pipeline, queries)
                     step["optimized"] = {
@@ -499,6 +551,10 @@ def main() -> None:
                         "queries_s": round(query_s, 2),
                     }
                 step["final_memory"] = memory()
+                if args.reopen:
+                    pipeline.store.close()  # the child needs the shard's write-ahead log
+                    step["reopened"] = reopen(data, len(queries))
+                    print(f"[{target:,}] reopened: {step['reopened']}", flush=True)
                 step["final_disk_mb"] = disk_mb(data)
                 step["step_s"] = round(time.perf_counter() - step_start, 2)
                 results["steps"].append(step)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,12 @@ from rag_pipeline.errors import ConfigError
 from rag_pipeline.ingest.report import IndexReport, ProgressCallback
 from rag_pipeline.languages import CJK, MULTILINGUAL_EMBEDDER, mix_label, model_scripts, script_mix
 from rag_pipeline.settings import Settings
-from rag_pipeline.store.base import CollectionInfo, VectorStore, validate_collection_name
+from rag_pipeline.store.base import (
+    CollectionInfo,
+    IndexBuild,
+    VectorStore,
+    validate_collection_name,
+)
 from rag_pipeline.store.factory import open_store
 from rag_pipeline.types import ChatPayload, Document, Hit, SearchMode, SearchScope
 
@@ -294,6 +300,25 @@ class Pipeline:
     def language_mix(self, knowledge_id: str) -> dict[str, float]:
         """Return each script's share of a collection's chunks, largest first."""
         return script_mix(self.store.value_counts(knowledge_id, "script"))
+
+    def build_index(self, knowledge_id: str, *, at: int | None = None) -> IndexBuild | None:
+        """Build a collection's HNSW index once ``at`` (default ``settings.hnsw_build_at``;
+        0: never) of its points are searched exactly; None when that is not due.
+
+        Blocking, and on the embedded store the whole process waits (the engine holds the
+        GIL): ~0.8 ms a point on 2 cores, 78 s for 100k, 18 min for 1M in one go. `rag
+        index` calls it after a run; a server does not (a Qdrant server builds by itself).
+        """
+        threshold = self.settings.hnsw_build_at if at is None else at
+        if threshold <= 0 or not self.store.has_collection(knowledge_id):
+            return None
+        before = self.store.unindexed(knowledge_id)
+        if before < threshold:
+            return None
+        start = time.perf_counter()
+        self.store.build_index(knowledge_id)
+        seconds = time.perf_counter() - start
+        return IndexBuild(knowledge_id, before, self.store.unindexed(knowledge_id), seconds)
 
     def language_advice(self, knowledge_id: str) -> str | None:
         """Say when most of a collection is CJK text its English-only model cannot read."""

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     )
     qdrant_hnsw_m: int | None = Field(None, ge=0, description="HNSW edges per node")
     qdrant_hnsw_ef_construct: int | None = Field(None, ge=4, description="HNSW build depth")
+    # Exact search costs ~0.2 ms per 1,000 points a query (2 cores, 384 dims): 20k points
+    # searched exactly add ~4 ms (benchmarks/scale_curve.py); building costs ~0.8 ms a point.
+    hnsw_build_at: int = Field(
+        20_000,
+        ge=0,
+        description="`rag index` builds the HNSW index when this many points are not in one "
+        "(embedded store; 0: never)",
+    )
     qdrant_layout: Literal["collections", "tenants"] = Field(
         "collections",
         description="a collection per knowledge base, or one per model with a tenant field",

@@ -367,3 +367,19 @@ def test_by_default_a_korean_folder_gets_the_multilingual_model(tmp_path: Path) 
     )
     hits = query_json("해달은 잘 때 무엇을 잡나요?", "korean", "--mode", "dense")["hits"]
     assert hits[0]["source"] == "a.txt"
+
+
+def test_index_builds_the_search_index_once_due(
+    docs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert index_json(docs, "-k", "small")["index_build"] is None  # 3 chunks < 20,000
+    monkeypatch.setenv("RAG_HNSW_BUILD_AT", "1")
+    (docs / "more.txt").write_text("Kilns need dry wood.\n", encoding="utf-8")
+    report = index_json(docs, "-k", "small")
+    assert report["index_build"]["collection"] == "small"
+    assert report["index_build"]["unindexed_before"] == 4
+    (docs / "last.txt").write_text("Tents need pegs.\n", encoding="utf-8")
+    assert index_json(docs, "-k", "small", "--no-build-index")["index_build"] is None
+    result = rag("index", str(docs), "-k", "small")  # nothing changed, still due: said so
+    assert result.exit_code == 0, result.output
+    assert "search index: built for 5 chunks" in flat(result.stdout)

@@ -182,3 +182,23 @@ def test_a_first_index_on_an_empty_model_cache_reads_every_japanese_file(tmp_pat
         assert report.errors == []
         assert len(report.added) == 24
         assert pipeline.store.collection_model("japanese")[0] == E5_ONNX_MODEL
+
+
+def test_build_index_waits_for_its_threshold(tmp_path: Path) -> None:
+    from rag_pipeline.types import Document
+
+    settings = Settings(data_dir=tmp_path, embedder="local")
+    with Pipeline(settings) as pipeline:
+        assert pipeline.build_index("kb") is None  # no such collection yet
+        pipeline.index([("a.txt", [Document(text="Sea otters sleep holding hands.")])], "kb")
+        points = pipeline.store.count("kb")
+        assert pipeline.store.unindexed("kb") == points
+        assert pipeline.build_index("kb") is None  # 1 point < 20,000
+        assert pipeline.build_index("kb", at=0) is None  # 0: never
+        built = pipeline.build_index("kb", at=points)
+        assert built is not None and built.collection == "kb"
+        assert built.unindexed_before == points
+        # The engine does not index a segment below its own threshold (~6,700 vectors of
+        # 384 dims): a build of one point leaves it searched exactly, and says so.
+        assert built.unindexed_after == points
+        assert built.seconds >= 0

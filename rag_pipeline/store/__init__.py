@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rag_pipeline.store.base import (
     CollectionConfig,
     CollectionInfo,
+    IndexBuild,
     SearchMode,
     SparseVector,
     StoredPoint,
@@ -36,6 +37,7 @@ __all__ = [
     "CollectionConfig",
     "CollectionInfo",
     "EdgeStore",
+    "IndexBuild",
     "QdrantStore",
     "SearchMode",
     "SparseVector",

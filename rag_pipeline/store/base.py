@@ -46,6 +46,24 @@ class CollectionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """One HNSW build: points searched exactly before and after it, and its seconds."""
+
+    collection: str
+    unindexed_before: int
+    unindexed_after: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "unindexed_before": self.unindexed_before,
+            "unindexed_after": self.unindexed_after,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPoint:
     """A point to write: id, dense vector, optional sparse vector, payload."""
 
@@ -218,6 +236,17 @@ class VectorStore(Protocol):
 
     def flush(self, name: str) -> None:
         """Persist a collection's segments (writes are already durable in its WAL)."""
+        ...
+
+    def unindexed(self, name: str) -> int:
+        """How many points' dense vectors are in no HNSW index, so searched exactly.
+
+        0 where the engine builds its indexes by itself (a Qdrant server)."""
+        ...
+
+    def build_index(self, name: str) -> None:
+        """Build the HNSW index of the points not yet in one (blocking; a no-op where the
+        engine builds in the background)."""
         ...
 
     def close(self) -> None:

@@ -468,8 +468,20 @@ class EdgeStore:
         with self._use(name) as shard:
             return int(shard.count(request))
 
-    def optimize(self, name: str) -> None:
-        """Build the HNSW index of a collection (worth it after a large ingest)."""
+    def unindexed(self, name: str) -> int:
+        # The engine counts indexed vectors of both kinds together, and every sparse vector
+        # is indexed as it is written: what is left over is the dense vectors in an HNSW
+        # graph. (Points without a sparse vector, all stopwords, have none to count.)
+        has_sparse = self._qe.Filter(must=[self._qe.HasVectorCondition(SPARSE)])
+        with self._use(name) as shard:
+            info = shard.info()
+            sparse = int(shard.count(self._qe.CountRequest(exact=True, filter=has_sparse)))
+        return max(0, int(info.points_count) - (int(info.indexed_vectors_count) - sparse))
+
+    def build_index(self, name: str) -> None:
+        # qdrant-edge has no background optimizer: segments are indexed (and merged) only
+        # here. Its optimize holds the GIL throughout (measured: no other thread of the
+        # process ran during an 87 s build of 111k points), so a server never calls this.
         with self._use(name) as shard, self._lock:
             shard.optimize()
 

@@ -352,6 +352,13 @@ class QdrantStore:
         # A Qdrant server flushes on its own schedule; local mode persists every write.
         return None
 
+    def unindexed(self, name: str) -> int:
+        # A Qdrant server indexes segments past its indexing threshold in the background.
+        return 0
+
+    def build_index(self, name: str) -> None:
+        return None
+
     def close(self) -> None:
         self._client.close()
 

@@ -297,6 +297,12 @@ class TenantStore:
     def flush(self, name: str) -> None:
         self.inner.flush(self._require(name).physical)
 
+    def unindexed(self, name: str) -> int:
+        return self.inner.unindexed(self._require(name).physical)
+
+    def build_index(self, name: str) -> None:
+        self.inner.build_index(self._require(name).physical)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -174,7 +174,7 @@ def test_the_embedded_engine_applies_storage_quantization_and_hnsw(tmp_path: Pat
     store.ensure_collection("kb", model="m", dimension=DIM)
     points = make_points(50)
     store.upsert("kb", points)
-    store.optimize("kb")
+    store.build_index("kb")
     hits = store.search("kb", dense=np.asarray(points[7].vector), limit=1)
     assert hits[0].id == points[7].id
     store.close()

@@ -99,3 +99,39 @@ def test_a_shard_in_use_is_not_closed_under_it(tmp_path: Path) -> None:
 def test_max_open_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="max_open"):
         EdgeStore(tmp_path, max_open=0)
+
+
+def _big_points(n: int, dimension: int = 384, seed: int = 3) -> list:
+    """Points past the engine's indexing threshold (10 MB of vectors: ~6,700 at 384 dims),
+    every third without a sparse vector (a chunk of stopwords has none)."""
+    from rag_pipeline.store import SparseVector, StoredPoint
+
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dimension)).astype(np.float32)
+    return [
+        StoredPoint(
+            id=f"00000000-0000-0000-0000-{i:012d}",
+            vector=vectors[i],
+            payload={"text": f"chunk {i}", "source": f"f{i % 50}.txt"},
+            sparse=None if i % 3 == 0 else SparseVector([i % 97, 500], [1.0, 0.5]),
+        )
+        for i in range(n)
+    ]
+
+
+def test_points_are_unindexed_until_the_hnsw_index_is_built(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    store.ensure_collection("kb", model="m", dimension=384)
+    points = _big_points(8_000)
+    store.upsert("kb", points)
+    # Nothing builds the graph by itself: every dense vector is searched exactly.
+    assert store.unindexed("kb") == 8_000
+    store.build_index("kb")
+    assert store.unindexed("kb") == 0
+    hits = store.search("kb", dense=np.asarray(points[4_321].vector), limit=1)
+    assert hits[0].id == points[4_321].id
+    # New points wait in an appendable segment until the next build.
+    store.upsert("kb", _big_points(8_100, seed=4)[8_000:])
+    assert store.unindexed("kb") == 100
+    store.close()
+    assert EdgeStore(tmp_path).unindexed("kb") == 100  # the engine's own record
