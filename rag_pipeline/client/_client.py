@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import mimetypes
 import os
@@ -16,6 +17,8 @@ import httpx
 from rag_pipeline.errors import AuthError, RagError, RemoteError
 
 DONE_STATES = ("completed", "failed")
+# Files asked for per page of a knowledge base's listing.
+FILES_PAGE = 1_000
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -165,9 +168,23 @@ class RagClient:
         return next((k for k in self.knowledge() if k.get("name") == name), None)
 
     def knowledge_files(self, knowledge_id: str) -> list[dict[str, Any]]:
-        """The files of a knowledge base."""
-        answer = self._request("GET", f"/api/v1/knowledge/{knowledge_id}/files")
-        return answer["items"] if isinstance(answer, dict) else answer
+        """The files of a knowledge base, read page by page (Open WebUI pages by 30 and
+        gives non-admins no bigger page; ``rag serve`` up to 10,000; an older server that
+        ignores paging answers them all on the first page)."""
+        path = f"/api/v1/knowledge/{knowledge_id}/files"
+        files: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for page in itertools.count(1):
+            answer = self._request("GET", path, params={"page": page, "limit": FILES_PAGE})
+            if not isinstance(answer, dict):
+                return answer  # a bare list: an old server's whole listing
+            fresh = [f for f in answer.get("items") or [] if f.get("id") not in seen]
+            seen.update(f.get("id") for f in fresh)
+            files.extend(fresh)
+            # An empty page, every file counted, or a server that repeats its one page.
+            if not fresh or len(files) >= int(answer.get("total") or 0):
+                return files
+        raise AssertionError("unreachable")
 
     def add_file(self, knowledge_id: str, file_id: str) -> dict[str, Any]:
         """Add a processed file to a knowledge base."""

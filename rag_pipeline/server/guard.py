@@ -19,6 +19,9 @@ PUBLIC_PATHS = frozenset(
 )
 # Routes whose body is a file upload: capped by the file limit, not the request limit.
 UPLOAD_PATHS = frozenset({"/api/v1/files/", "/process"})
+# Bodies that grow with a knowledge base (a sync manifest names each of its files).
+KNOWLEDGE_PREFIX = "/api/v1/knowledge/"
+MANIFEST_SUFFIXES = ("/sync/diff", "/sync/cleanup")
 # Room for the multipart framing around an upload of the largest allowed file.
 _MULTIPART_OVERHEAD = 64 * 1024
 
@@ -35,7 +38,7 @@ class RequestGuard:
     server hold hundreds of megabytes. This guard checks the Bearer token from the headers
     first (leaving the user in the request state for the dependency), then caps the body
     while it streams in with Starlette's own limiter (413): at the file limit for uploads,
-    at the request limit elsewhere.
+    at the manifest limit for a knowledge base's sync, at the request limit elsewhere.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -55,6 +58,8 @@ class RequestGuard:
         settings = state.settings
         if path in UPLOAD_PATHS:
             limit = settings.max_file_bytes + _MULTIPART_OVERHEAD
+        elif path.startswith(KNOWLEDGE_PREFIX) and path.endswith(MANIFEST_SUFFIXES):
+            limit = settings.max_manifest_bytes
         else:
             limit = settings.max_request_bytes
         await RequestBodyLimitMiddleware(self.app, max_body_size=limit)(scope, receive, send)

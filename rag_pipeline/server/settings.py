@@ -62,6 +62,14 @@ class ServerSettings(Settings):
         description="largest request body other than a file upload (413 past it; uploads "
         "are capped by max_file_bytes)",
     )
+    # A sync manifest names every file of a knowledge base (~140 bytes each): 8 MiB
+    # refused a sync of 60k files (benchmarks/scale_server.py).
+    max_manifest_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024,
+        description="largest body of a knowledge base's sync/diff and sync/cleanup (413 past "
+        "it; ~140 bytes a file: 128 MiB is ~900k files)",
+    )
     models_cache_seconds: float = Field(10.0, ge=0)
     embedding_cache_entries: int = Field(
         20_000,

@@ -178,3 +178,21 @@ def test_push_syncs_changes_and_removals_through_sync_diff(
         hits = client.query([third.knowledge_id], "what colour is the lake?", k=5)
         texts = " ".join(hits["documents"][0])
         assert "blue" in texts and "green" not in texts and "deleted" not in texts
+
+
+def test_knowledge_files_reads_every_page(
+    served: tuple[LiveServer, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_pipeline.client import _client
+
+    server, key = served
+    folder = tmp_path / "paged"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"n{i}.txt").write_text(f"Paged note {i} about herons.\n", encoding="utf-8")
+    monkeypatch.setattr(_client, "FILES_PAGE", 2)  # 3 pages of 2, 2, 1
+    with RagClient(server.url, key) as client:
+        pushed = push(client, [folder], "paged-kb")
+        files = client.knowledge_files(pushed.knowledge_id)
+        assert sorted(f["meta"]["name"] for f in files) == [f"n{i}.txt" for i in range(5)]
+        assert len({f["id"] for f in files}) == 5

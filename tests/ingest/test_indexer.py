@@ -462,3 +462,29 @@ def test_a_re_run_over_more_items_than_one_state_filter_holds_finds_them_all(
         # Every unchanged item's state was read back, in whichever slice it fell.
         assert len(again.skipped) == count - 2 and again.chunks_added == 2
         assert (again.added, again.updated) == (["n9999.txt"], ["n0003.txt"])
+
+
+def test_a_re_run_reads_state_a_window_at_a_time_and_replaces_changed_items_in_any_window(
+    tmp_path: Path, local_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_pipeline.ingest import indexer
+
+    monkeypatch.setattr(indexer, "_STATE_WINDOW", 10)  # 4 windows of 35 items
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        items = [
+            SourceItem.from_documents(f"n{i:02d}.txt", [pipeline_document(f"note {i}")])
+            for i in range(35)
+        ]
+        assert len(pipeline.index(iter(items), "win").added) == 35
+        items[27] = SourceItem.from_documents("n27.txt", [pipeline_document("changed text")])
+        items[5] = SourceItem.from_documents("n05.txt", [pipeline_document("also changed")])
+        again = pipeline.index(iter(items), "win")  # a generator: never listed whole
+        assert sorted(again.updated) == ["n05.txt", "n27.txt"] and len(again.skipped) == 33
+        # The old chunks of the changed items went: one point per note, as before.
+        assert pipeline.store.count("win") == 35
+        assert pipeline.store.count("win", where={"source": "n27.txt"}) == 1
+        hits = pipeline.query("changed text", "win", top_k=1)
+        assert hits[0].source == "n27.txt" and hits[0].text == "changed text"
+        third = pipeline.index(iter(items), "win")
+        assert len(third.skipped) == 35 and third.chunks_added == 0

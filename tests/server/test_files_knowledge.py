@@ -378,3 +378,38 @@ def test_an_uploaded_scan_is_read_and_found(world: World) -> None:
     ).json()
     assert "lighthouse keeper" in found["documents"][0][0]
     assert found["metadatas"][0][0]["ocr"] is True
+
+
+def test_knowledge_files_are_paged_as_open_webui_pages_them(world: World) -> None:
+    headers = world.admin.headers
+    base = f"{world.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Paged"}).json()
+    uploaded = [
+        upload_text(world.url, world.admin.key, f"page{i}.txt", f"Page note number {i}.\n")
+        for i in range(5)
+    ]
+    for item in uploaded:
+        assert wait_processed(world.url, world.admin.key, item["id"])["status"] == "completed"
+    ids = [item["id"] for item in uploaded]
+    httpx.post(
+        f"{base}/{knowledge['id']}/files/batch/add",
+        headers=headers,
+        json=[{"file_id": i} for i in ids],
+    ).raise_for_status()
+    url = f"{base}/{knowledge['id']}/files"
+    whole = httpx.get(url, headers=headers).json()  # no page asked: every file
+    assert whole["total"] == 5 and len(whole["items"]) == 5
+    pages = []
+    for page in (1, 2, 3, 4):
+        got = httpx.get(url, headers=headers, params={"page": page, "limit": 2}).json()
+        assert got["total"] == 5
+        pages.append([f["id"] for f in got["items"]])
+    assert [len(p) for p in pages] == [2, 2, 1, 0]  # an empty page past the end
+    # Newest first, each file on exactly one page, in the unpaged order.
+    listed = [file_id for page in pages for file_id in page]
+    assert listed == [f["id"] for f in whole["items"]]
+    assert sorted(listed) == sorted(ids)
+    default = httpx.get(url, headers=headers, params={"page": 1}).json()
+    assert len(default["items"]) == 5  # 30 a page, as Open WebUI's default
+    bad = httpx.get(url, headers=headers, params={"page": 0})
+    assert bad.status_code == 422

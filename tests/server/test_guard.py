@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,25 @@ def test_the_guards_public_paths_are_the_routes_without_auth(tmp_path: Path) -> 
     }
     assert uploads == UPLOAD_PATHS
     assert {"/api/v1/files/", "/process"} <= uploads
+
+
+def test_a_sync_manifest_may_be_larger_than_other_bodies(
+    small_limits: tuple[LiveServer, str],
+) -> None:
+    server, key = small_limits
+    headers = {"Authorization": f"Bearer {key}"}
+    base = f"{server.url}/api/v1/knowledge"
+    knowledge = httpx.post(f"{base}/create", headers=headers, json={"name": "Sync"}).json()
+    # ~1,000 files: past the 64 KiB request limit, as a large knowledge base's manifest is.
+    manifest = [
+        {"filename": f"file-{i:05d}.txt", "path": "notes", "checksum": f"{i:064x}", "size": i}
+        for i in range(1_000)
+    ]
+    body = {"manifest": manifest}
+    assert len(json.dumps(body)) > 64 * 1024
+    diff = httpx.post(f"{base}/{knowledge['id']}/sync/diff", headers=headers, json=body)
+    assert diff.status_code == 200, diff.text
+    assert len(diff.json()["added"]) == 1_000
+    # The same size elsewhere is still refused.
+    other = httpx.post(f"{base}/create", headers=headers, json={"name": "x" * 70_000})
+    assert other.status_code == 413

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from rag_pipeline.server.auth import CurrentUser, user_summary
@@ -89,14 +89,31 @@ def get_knowledge(
     return body
 
 
+# Open WebUI's page size for this listing (its PAGE_ITEM_COUNT).
+PAGE_SIZE = 30
+MAX_PAGE_SIZE = 10_000
+
+
 @router.get("/{knowledge_id}/files")
 def knowledge_files(
-    user: CurrentUser, knowledge: KnowledgeBases, knowledge_id: str
+    user: CurrentUser,
+    knowledge: KnowledgeBases,
+    knowledge_id: str,
+    page: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
 ) -> dict[str, Any]:
-    """The files of a knowledge base, with their processing status."""
-    _, files = knowledge.files(user, knowledge_id)
+    """The files of a knowledge base, newest first, with their processing status.
+
+    As Open WebUI pages it: ``page`` (from 1) of ``limit`` files (default 30), ``total``
+    counting them all, and an empty page past the end, so a client that pages until then
+    stops. Without ``page`` and ``limit``, every file (what older clients read).
+    """
+    paged = page is not None or limit is not None
+    size = (limit or PAGE_SIZE) if paged else None
+    skip = (page - 1) * size if page is not None and size is not None else 0
+    _, files, total = knowledge.files(user, knowledge_id, skip=skip, limit=size)
     items = [knowledge_file_item(record, knowledge_id, owner) for record, owner in files]
-    return {"items": items, "directories": [], "breadcrumbs": [], "total": len(items)}
+    return {"items": items, "directories": [], "breadcrumbs": [], "total": total}
 
 
 @router.post("/{knowledge_id}/file/add")

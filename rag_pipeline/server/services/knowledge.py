@@ -165,20 +165,26 @@ class KnowledgeService:
             return owned_knowledge(session, user, knowledge_id), _files_of(session, knowledge_id)
 
     def files(
-        self, user: UserRow, knowledge_id: str
-    ) -> tuple[Knowledge, list[tuple[FileRecord, UserRow]]]:
-        """A knowledge base's files, each with its owner."""
+        self, user: UserRow, knowledge_id: str, *, skip: int = 0, limit: int | None = None
+    ) -> tuple[Knowledge, list[tuple[FileRecord, UserRow]], int]:
+        """A knowledge base's files (``limit`` of them from ``skip``; all by default), each
+        with its owner, and how many it holds in all."""
         with self.db.session() as session:
             knowledge = owned_knowledge(session, user, knowledge_id)
+            total = session.scalar(
+                select(func.count()).where(
+                    KnowledgeFile.knowledge_id == knowledge_id, KnowledgeFile.state != REMOVING
+                )
+            )
             owners: dict[str, UserRow] = {}
             files = []
-            for record in _files_of(session, knowledge_id):
+            for record in _files_of(session, knowledge_id, skip=skip, limit=limit):
                 if record.user_id not in owners:
                     owner = session.get(UserRow, record.user_id)
                     assert owner is not None  # files cascade with their user
                     owners[record.user_id] = owner
                 files.append((record, owners[record.user_id]))
-            return knowledge, files
+            return knowledge, files, int(total or 0)
 
     def add(self, user: UserRow, knowledge_id: str, files: Sequence[tuple[str, str]]) -> None:
         """Add files, each ``(file_id, folder path)``: all are checked, then all linked in one
@@ -610,7 +616,9 @@ class KnowledgeService:
                 knowledge.updated_at = now()
 
 
-def _files_of(session: Session, knowledge_id: str) -> list[FileRecord]:
+def _files_of(
+    session: Session, knowledge_id: str, *, skip: int = 0, limit: int | None = None
+) -> list[FileRecord]:
     return list(
         session.scalars(
             select(FileRecord)
@@ -619,5 +627,7 @@ def _files_of(session: Session, knowledge_id: str) -> list[FileRecord]:
             .join(KnowledgeFile, KnowledgeFile.file_id == FileRecord.id)
             .where(KnowledgeFile.knowledge_id == knowledge_id, KnowledgeFile.state != REMOVING)
             .order_by(KnowledgeFile.created_at.desc(), FileRecord.id)
+            .offset(skip)
+            .limit(limit)
         )
     )
