@@ -17,8 +17,8 @@ import httpx
 from rag_pipeline.errors import AuthError, RagError, RemoteError
 
 DONE_STATES = ("completed", "failed")
-# Files asked for per page of a knowledge base's listing.
-FILES_PAGE = 1_000
+# Items asked for per page of a long listing.
+PAGE = 1_000
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -145,9 +145,8 @@ class RagClient:
         return self._request("GET", f"/api/v1/files/{file_id}")
 
     def files(self) -> list[dict[str, Any]]:
-        """The caller's files."""
-        answer = self._request("GET", "/api/v1/files/", params={"content": "false"})
-        return answer["items"] if isinstance(answer, dict) else answer
+        """The caller's files (every page of them, without their text)."""
+        return self._every_page("/api/v1/files/", {"content": "false"})
 
     def delete_file(self, file_id: str) -> None:
         """Delete a file and its vectors."""
@@ -168,23 +167,26 @@ class RagClient:
         return next((k for k in self.knowledge() if k.get("name") == name), None)
 
     def knowledge_files(self, knowledge_id: str) -> list[dict[str, Any]]:
-        """The files of a knowledge base, read page by page (Open WebUI pages by 30 and
-        gives non-admins no bigger page; ``rag serve`` up to 10,000; an older server that
-        ignores paging answers them all on the first page)."""
-        path = f"/api/v1/knowledge/{knowledge_id}/files"
-        files: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        """The files of a knowledge base (every page of them)."""
+        return self._every_page(f"/api/v1/knowledge/{knowledge_id}/files", {})
+
+    def _every_page(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """A listing read page by page. Open WebUI pages its long listings (by 30 or 50,
+        and gives non-admins no bigger page); ``rag serve`` gives up to 10,000 a page; an
+        older server that ignores paging answers everything on the first page."""
+        items: list[dict[str, Any]] = []
+        seen: set[Any] = set()
         for page in itertools.count(1):
-            answer = self._request("GET", path, params={"page": page, "limit": FILES_PAGE})
+            answer = self._request("GET", path, params={**params, "page": page, "limit": PAGE})
             if not isinstance(answer, dict):
                 return answer  # a bare list: an old server's whole listing
-            fresh = [f for f in answer.get("items") or [] if f.get("id") not in seen]
-            seen.update(f.get("id") for f in fresh)
-            files.extend(fresh)
-            # An empty page, every file counted, or a server that repeats its one page.
-            if not fresh or len(files) >= int(answer.get("total") or 0):
-                return files
-        raise AssertionError("unreachable")
+            fresh = [i for i in answer.get("items") or [] if i.get("id") not in seen]
+            seen.update(i.get("id") for i in fresh)
+            items.extend(fresh)
+            # An empty page, every item counted, or a server that repeats its one page.
+            if not fresh or len(items) >= int(answer.get("total") or 0):
+                break
+        return items
 
     def add_file(self, knowledge_id: str, file_id: str) -> dict[str, Any]:
         """Add a processed file to a knowledge base."""

@@ -190,9 +190,12 @@ def test_knowledge_files_reads_every_page(
     folder.mkdir()
     for i in range(5):
         (folder / f"n{i}.txt").write_text(f"Paged note {i} about herons.\n", encoding="utf-8")
-    monkeypatch.setattr(_client, "FILES_PAGE", 2)  # 3 pages of 2, 2, 1
+    monkeypatch.setattr(_client, "PAGE", 2)  # pages of 2
     with RagClient(server.url, key) as client:
         pushed = push(client, [folder], "paged-kb")
         files = client.knowledge_files(pushed.knowledge_id)
         assert sorted(f["meta"]["name"] for f in files) == [f"n{i}.txt" for i in range(5)]
         assert len({f["id"] for f in files}) == 5
+        mine = client.files()  # this module's earlier tests uploaded files too
+        assert {f["id"] for f in files} <= {f["id"] for f in mine}
+        assert len({f["id"] for f in mine}) == len(mine)

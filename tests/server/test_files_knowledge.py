@@ -413,3 +413,21 @@ def test_knowledge_files_are_paged_as_open_webui_pages_them(world: World) -> Non
     assert len(default["items"]) == 5  # 30 a page, as Open WebUI's default
     bad = httpx.get(url, headers=headers, params={"page": 0})
     assert bad.status_code == 422
+
+
+def test_the_file_listing_is_paged_as_open_webui_pages_it(world: World) -> None:
+    headers = world.admin.headers
+    url = f"{world.url}/api/v1/files/"
+    upload_text(world.url, world.admin.key, "paging-a.txt", "First paging note.\n")
+    upload_text(world.url, world.admin.key, "paging-b.txt", "Second paging note.\n")
+    whole = httpx.get(url, headers=headers, params={"content": "false"}).json()
+    assert whole["total"] == len(whole["items"]) >= 2
+    ids = [f["id"] for f in whole["items"]]
+    listed: list[str] = []
+    for page in range(1, len(ids) + 2):
+        got = httpx.get(url, headers=headers, params={"page": page, "limit": 1}).json()
+        assert got["total"] == len(ids)
+        listed += [f["id"] for f in got["items"]]
+    assert listed == ids  # one a page, newest first, then an empty page
+    first = httpx.get(url, headers=headers, params={"page": 1}).json()
+    assert [f["id"] for f in first["items"]] == ids[:50]  # Open WebUI's 50 a page

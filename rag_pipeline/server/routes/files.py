@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from rag_pipeline.server.auth import CurrentUser
 from rag_pipeline.server.db import COMPLETED, FAILED
+from rag_pipeline.server.paging import FILES_PAGE, LimitParam, PageParam, window
 from rag_pipeline.server.services import Files
 from rag_pipeline.server.services.files import status_body
 from rag_pipeline.server.shapes import file_object, uploaded_file_object
@@ -43,10 +44,19 @@ def upload_file(
 
 
 @router.get("/")
-def list_files(user: CurrentUser, files: Files, content: bool = True) -> dict[str, Any]:
-    """Every file this user may see, newest first (``content=false`` leaves the text out)."""
-    items = [file_object(r, content=content, path=False) for r in files.list(user, content=content)]
-    return {"items": items, "total": len(items)}
+def list_files(
+    user: CurrentUser,
+    files: Files,
+    content: bool = True,
+    page: PageParam = None,
+    limit: LimitParam = None,
+) -> dict[str, Any]:
+    """The files this user may see, newest first (``content=false`` leaves the text out;
+    paged as Open WebUI pages it, 50 a page, when ``page`` or ``limit`` is given)."""
+    skip, size = window(page, limit, FILES_PAGE)
+    records, total = files.list(user, content=content, skip=skip, limit=size)
+    items = [file_object(r, content=content, path=False) for r in records]
+    return {"items": items, "total": total}
 
 
 @router.get("/{file_id}")

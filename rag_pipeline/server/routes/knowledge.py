@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from rag_pipeline.server.auth import CurrentUser, user_summary
+from rag_pipeline.server.paging import KNOWLEDGE_FILES_PAGE, LimitParam, PageParam, window
 from rag_pipeline.server.services import KnowledgeBases
 from rag_pipeline.server.services.knowledge import ManifestEntry
 from rag_pipeline.server.shapes import (
@@ -89,28 +90,17 @@ def get_knowledge(
     return body
 
 
-# Open WebUI's page size for this listing (its PAGE_ITEM_COUNT).
-PAGE_SIZE = 30
-MAX_PAGE_SIZE = 10_000
-
-
 @router.get("/{knowledge_id}/files")
 def knowledge_files(
     user: CurrentUser,
     knowledge: KnowledgeBases,
     knowledge_id: str,
-    page: Annotated[int | None, Query(ge=1)] = None,
-    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
+    page: PageParam = None,
+    limit: LimitParam = None,
 ) -> dict[str, Any]:
-    """The files of a knowledge base, newest first, with their processing status.
-
-    As Open WebUI pages it: ``page`` (from 1) of ``limit`` files (default 30), ``total``
-    counting them all, and an empty page past the end, so a client that pages until then
-    stops. Without ``page`` and ``limit``, every file (what older clients read).
-    """
-    paged = page is not None or limit is not None
-    size = (limit or PAGE_SIZE) if paged else None
-    skip = (page - 1) * size if page is not None and size is not None else 0
+    """The files of a knowledge base, newest first, with their processing status (paged
+    as Open WebUI pages it, 30 a page, when ``page`` or ``limit`` is given)."""
+    skip, size = window(page, limit, KNOWLEDGE_FILES_PAGE)
     _, files, total = knowledge.files(user, knowledge_id, skip=skip, limit=size)
     items = [knowledge_file_item(record, knowledge_id, owner) for record, owner in files]
     return {"items": items, "directories": [], "breadcrumbs": [], "total": total}

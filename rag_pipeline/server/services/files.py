@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
 from rag_pipeline.errors import NotFoundError, TooLargeError
@@ -120,15 +120,19 @@ class FileService:
             self.queue.wake()
         return record
 
-    def list(self, user: UserRow, *, content: bool = True) -> list[FileRecord]:
-        """Every file this user may see, newest first (``content=False``: text not loaded)."""
-        query = visible(select(FileRecord), FileRecord, user).order_by(
-            FileRecord.created_at.desc(), FileRecord.id
-        )
+    def list(
+        self, user: UserRow, *, content: bool = True, skip: int = 0, limit: int | None = None
+    ) -> tuple[list[FileRecord], int]:
+        """The files this user may see, newest first (``limit`` of them from ``skip``; all
+        by default; ``content=False``: text not loaded), and how many there are in all."""
+        query = visible(select(FileRecord), FileRecord, user)
+        counted = select(func.count()).select_from(query.subquery())
+        query = query.order_by(FileRecord.created_at.desc(), FileRecord.id)
         if not content:
             query = query.options(defer(FileRecord.content, raiseload=True))
         with self.db.session() as session:
-            return list(session.scalars(query))
+            records = list(session.scalars(query.offset(skip).limit(limit)))
+            return records, int(session.scalar(counted) or 0)
 
     def get(self, user: UserRow, file_id: str) -> FileRecord:
         """One file this user may see; NotFoundError otherwise."""
