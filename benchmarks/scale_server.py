@@ -37,9 +37,10 @@ speaks OpenAI's `/v1/embeddings` (each text's vector: a distinct unit Gaussian v
 dimension 384 seeded by the text's BLAKE2b hash; `RAG_EMBEDDER=openai`) and
 `/v1/chat/completions` + `/v1/models` (a short fixed answer; `RAG_OPENAI_API_BASE_URL`).
 Everything else is the server's own. The server's log goes to server.log in the work dir
-(its errors are counted into the JSON); `--max-request-mb` raises the server's body limit
-(RAG_MAX_REQUEST_BYTES, 8 MiB by default; 64 MiB here) for the sync manifest: ~140 bytes
-a file, so the default refuses (413) a manifest of ~60k files or more; 0 keeps the default.
+(its errors are counted into the JSON). A sync manifest takes ~140 bytes a file: under
+the server's general body limit (RAG_MAX_REQUEST_BYTES, 8 MiB) a sync of ~60k files or
+more was refused (413); sync/diff now has its own, RAG_MAX_MANIFEST_BYTES (128 MiB), and
+`over_default_limit` records when a manifest is past the general one.
 
 Run (the data dir takes ~35 KB a file, ~3.5 GB at 100k files):
     .venv/bin/python benchmarks/scale_server.py [--steps 1000 10000 100000] [--keep]
@@ -550,6 +551,15 @@ class Bench:
             client, "GET", "/api/v1/knowledge/", a.reps, a.budget_s, file_count
         )
         out["files/"] = repeat(client, "GET", "/api/v1/files/", a.reps, a.budget_s, count_items)
+        out["files/?page=2"] = repeat(
+            client,
+            "GET",
+            "/api/v1/files/",
+            a.reps,
+            a.budget_s,
+            count_items,
+            params={"page": 2, "content": "false"},
+        )
         out["files/?content=false"] = repeat(
             client,
             "GET",
@@ -759,8 +769,9 @@ def main() -> None:
     parser.add_argument(
         "--max-request-mb",
         type=float,
-        default=64,
-        help="RAG_MAX_REQUEST_BYTES for the sync manifest (0: the server's default, 8 MiB)",
+        default=0,
+        help="RAG_MAX_REQUEST_BYTES (0: the server's default, 8 MiB; sync/diff has its own "
+        "RAG_MAX_MANIFEST_BYTES, 128 MiB)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (data, log)")
     parser.add_argument(

@@ -287,6 +287,36 @@ def delete(knowledge: Annotated[str, typer.Argument(help="knowledge id to drop")
     typer.echo(f"deleted {knowledge}")
 
 
+@app.command("build-index")
+def build_index_(
+    knowledge: Annotated[str, typer.Argument(help="knowledge id")],
+    at: Annotated[
+        Optional[int],
+        typer.Option("--at", help="build once this many chunks are unindexed (RAG_HNSW_BUILD_AT)"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Build a knowledge base's HNSW search index now (e.g. one `rag serve` filled: stop
+    the server first; the embedded store is one process's)."""
+    try:
+        with _pipeline(_settings()) as pipeline:
+            if not pipeline.store.has_collection(knowledge):
+                raise fail(f"knowledge {knowledge!r} does not exist", EXIT_PARTIAL)
+            pending = pipeline.store.unindexed(knowledge)
+            built = pipeline.build_index(knowledge, at=1 if at is None else at)
+    except RagError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        echo_json({"unindexed": pending, "index_build": built.to_dict() if built else None})
+    elif built is None:
+        typer.echo(f"{knowledge}: {pending:,} chunks unindexed, nothing built")
+    else:
+        typer.echo(
+            f"{knowledge}: search index built for {built.unindexed_before:,} chunks in "
+            f"{built.seconds:.1f} s ({built.unindexed_after:,} still searched exactly)"
+        )
+
+
 @app.command("eval")
 def eval_(
     dataset: Annotated[

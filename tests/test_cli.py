@@ -383,3 +383,16 @@ def test_index_builds_the_search_index_once_due(
     result = rag("index", str(docs), "-k", "small")  # nothing changed, still due: said so
     assert result.exit_code == 0, result.output
     assert "search index: built for 5 chunks" in flat(result.stdout)
+
+
+def test_build_index_builds_a_knowledge_base_on_demand(notes: Path) -> None:
+    result = rag("build-index", "notes", "--at", "100", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"unindexed": 3, "index_build": None}
+    result = rag("build-index", "notes", "--json")
+    assert result.exit_code == 0, result.output
+    built = json.loads(result.stdout)["index_build"]
+    assert (built["collection"], built["unindexed_before"]) == ("notes", 3)
+    missing = rag("build-index", "nothing-here")
+    assert missing.exit_code == 1
+    assert "does not exist" in missing.output
