@@ -24,9 +24,9 @@ of chunks. After each step it reports:
   built and every search is exact. With it, the "before" numbers of a step are over a
   collection whose earlier steps were optimized and whose new points were not: run once
   without `--optimize` for a never-optimized curve;
-- memory: VmRSS now and peak RSS (`ru_maxrss`) of this process after the ingest, the
-  re-run (it holds every document indexed so far in memory: the API lists items when
-  `prune=False`, which raises the process peak from then on) and the optimize. The
+- memory: VmRSS now (anonymous and file-backed apart) and peak RSS (`ru_maxrss`) of this
+  process after the ingest, the re-run (a window of its items at a time) and the
+  optimize. The
   extraction workers are not counted: they are children of multiprocessing's forkserver,
   not of this process, so `RUSAGE_CHILDREN` never sees them;
 - disk: bytes allocated under the data dir.

@@ -130,18 +130,16 @@ def index(
 
 def _build_index(pipeline: Any, knowledge: str, *, quiet: bool) -> Any:
     """The HNSW build after a run, when due; it can take minutes, so say so first."""
-    if not pipeline.store.has_collection(knowledge):
-        return None
-    pending = pipeline.store.unindexed(knowledge)
-    if pipeline.settings.hnsw_build_at <= 0 or pending < pipeline.settings.hnsw_build_at:
-        return None
-    if not quiet:
-        typer.echo(
-            f"building the search index (HNSW) for {pending:,} chunks (~0.8 ms a chunk on "
-            "2 cores; --no-build-index skips it, queries are then exact)...",
-            err=True,
-        )
-    return pipeline.build_index(knowledge)
+
+    def announce(pending: int) -> None:
+        if not quiet:
+            typer.echo(
+                f"building the search index (HNSW) for {pending:,} chunks (~0.8 ms a chunk "
+                "on 2 cores; --no-build-index skips it, queries are then exact)...",
+                err=True,
+            )
+
+    return pipeline.build_index(knowledge, on_start=announce)
 
 
 def _indexer_class(ray: bool) -> Any:
