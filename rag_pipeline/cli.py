@@ -89,6 +89,14 @@ def index(
             "(20,000) are searched exactly (embedded store)",
         ),
     ] = True,
+    checksum: Annotated[
+        bool,
+        typer.Option(
+            "--checksum",
+            help="read and hash every file to find changes, even one whose size, times and "
+            "inode are as the last run found them (as rsync --checksum)",
+        ),
+    ] = False,
 ) -> None:
     """Walk a folder, extract, chunk, embed and store; only changed files are re-embedded."""
     try:
@@ -100,9 +108,13 @@ def index(
         kind = _indexer_class(ray or ray_address is not None)
         with _pipeline(settings) as pipeline:
             if wants_progress(as_json):
-                report = _index_with_progress(pipeline, kind, path, knowledge, not keep_deleted)
+                report = _index_with_progress(
+                    pipeline, kind, path, knowledge, not keep_deleted, checksum
+                )
             else:
-                report = pipeline.index(path, knowledge, prune=not keep_deleted, indexer=kind)
+                report = pipeline.index(
+                    path, knowledge, prune=not keep_deleted, indexer=kind, checksum=checksum
+                )
             advice = pipeline.language_advice(knowledge) if report.chunks_added else None
             built = None
             if build_index and not report.interrupted:
@@ -152,7 +164,9 @@ def _indexer_class(ray: bool) -> Any:
     return RayIndexer
 
 
-def _index_with_progress(pipeline: Any, kind: Any, path: Path, knowledge: str, prune: bool) -> Any:
+def _index_with_progress(
+    pipeline: Any, kind: Any, path: Path, knowledge: str, prune: bool, checksum: bool
+) -> Any:
     from rag_pipeline.ingest.indexer import OCR_QUEUED, OCR_READ
 
     with progress_bar("indexing") as bar:
@@ -167,7 +181,13 @@ def _index_with_progress(pipeline: Any, kind: Any, path: Path, knowledge: str, p
                 bar.advance(f"{status}: {source}")
 
         return pipeline.index(
-            path, knowledge, progress=step, on_total=bar.set_total, prune=prune, indexer=kind
+            path,
+            knowledge,
+            progress=step,
+            on_total=bar.set_total,
+            prune=prune,
+            indexer=kind,
+            checksum=checksum,
         )
 
 

@@ -186,6 +186,7 @@ class Pipeline:
         extra_payload: dict[str, Any] | None = None,
         indexer: type[Indexer] | None = None,
         workers: int | None = None,
+        checksum: bool = False,
     ) -> IndexReport:
         """Index into a knowledge collection, re-embedding only what changed.
 
@@ -194,9 +195,11 @@ class Pipeline:
         ``SourceItem``s or ``(source, documents)`` pairs of text already extracted
         (``prune``, default off, removes the items of ``root`` not given). ``indexer``
         picks the run (``RayIndexer``: on a Ray cluster), ``workers`` its processes.
+        A file whose size, times and inode are as the last run stored them is not read
+        again (``checksum``: hash every file all the same).
         """
         validate_collection_name(knowledge_id)
-        run = self.indexer(workers=workers, kind=indexer)
+        run = self.indexer(workers=workers, kind=indexer, checksum=checksum)
         if isinstance(source, str | os.PathLike):
             return run.index(
                 source,
@@ -221,11 +224,17 @@ class Pipeline:
             extra_payload=extra_payload,
         )
 
-    def indexer(self, *, workers: int | None = None, kind: type[Indexer] | None = None) -> Indexer:
+    def indexer(
+        self,
+        *,
+        workers: int | None = None,
+        kind: type[Indexer] | None = None,
+        checksum: bool = False,
+    ) -> Indexer:
         """An indexer of class ``kind`` (default ``Indexer``) over this pipeline's parts."""
         from rag_pipeline.ingest import Indexer
 
-        return (kind or Indexer).for_pipeline(self, workers=workers)
+        return (kind or Indexer).for_pipeline(self, workers=workers, checksum=checksum)
 
     def retriever(self, mode: SearchMode | None = None) -> Retriever:
         """Return a retriever over this pipeline's store and embedder (the one given, if any,

@@ -92,13 +92,16 @@ def _values(table: pa.Table, column: str = "value") -> list[Any]:
     return [pickle.loads(blob) for blob in table.column(column).to_pylist()]
 
 
-def _rows(values: list[Any], old_ids: list[list[str]]) -> pa.Table:
+def _rows(values: list[Any], table: pa.Table) -> pa.Table:
+    """New values, with ``table``'s per-source columns carried on: each source's point ids
+    before the run and its file's quick key (``SourceItem.quick_key``), for the writer."""
     import pyarrow as pa
 
     return pa.table(
         {
             "value": pa.array([_pack(v) for v in values], type=pa.binary()),
-            "old_ids": pa.array(old_ids, type=pa.list_(pa.string())),
+            "old_ids": table.column("old_ids"),
+            "stat": table.column("stat"),
         }
     )
 
@@ -115,7 +118,7 @@ def prepare_rows(table: pa.Table, config: PrepareConfig) -> pa.Table:
         _preparer = (config, Preparer.from_config(config))
     preparer = _preparer[1]
     results = [preparer(*task) for task in _values(table)]
-    return _rows(results, table.column("old_ids").to_pylist())
+    return _rows(results, table)
 
 
 class EmbedActor:
@@ -158,7 +161,7 @@ class EmbedActor:
                     self._embed(group, values, out)
                     group, chunks = [], 0
         self._embed(group, values, out)
-        return _rows(out, table.column("old_ids").to_pylist())
+        return _rows(out, table)
 
     def _embed(self, group: list[int], values: list[Any], out: list[Any]) -> None:
         if not group:
@@ -200,6 +203,7 @@ class WriteActor:
         """Write a batch's embedded sources in one upsert; pass every other value on."""
         values = _values(table)
         old_ids = table.column("old_ids").to_pylist()
+        stats = table.column("stat").to_pylist()
         written = [i for i, v in enumerate(values) if isinstance(v, _Embedded)]
         if written:
             batch = [values[i].prepared for i in written]
@@ -211,6 +215,7 @@ class WriteActor:
                 old_ids={p.source: old_ids[i] for p, i in zip(batch, written, strict=True)},
                 extra=self.extra,
                 root_key=self.root_key,
+                stats={p.source: stats[i] for p, i in zip(batch, written, strict=True)},
             )
             for i, prepared, stale in zip(written, batch, deleted, strict=True):
                 values[i] = _Written(
@@ -220,7 +225,7 @@ class WriteActor:
                     stale,
                     prepared.ocr_pages,
                 )
-        return _rows(values, old_ids)
+        return _rows(values, table)
 
 
 def require_ray() -> None:
@@ -302,6 +307,7 @@ class RayIndexer(Indexer):
             {
                 "value": _pack(task),
                 "old_ids": list(run.existing.get(task[0].identity, {}).get("ids", [])),
+                "stat": run.stats.get(task[0].identity, ""),  # "": none (one arrow type)
             }
             for task in tasks
         ]

@@ -58,7 +58,7 @@ TASK_BYTES = 1 << 20
 # Worker pools rebuilt after crashes before the run goes on without workers.
 MAX_POOL_RESTARTS = 8
 log = logging.getLogger(__name__)
-_STATE_FIELDS = ["source", "key", "file_hash", "file_chunks", "root"]
+_STATE_FIELDS = ["source", "key", "file_hash", "file_chunks", "file_stat", "root"]
 # Values per "any of" filter when a run reads the stored state of its own items.
 _STATE_SLICE = 500
 # Items whose stored state is read together when a run names its items (not prune).
@@ -137,6 +137,8 @@ class _Run:
     dimension: int
     # Whether state stays after planning (prune reads it all and needs it at the end).
     keep_state: bool = True
+    # Quick keys (SourceItem.quick_key) of changed files, stored with their chunks.
+    stats: dict[str, str] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     preload: threading.Thread | None = None
@@ -211,6 +213,7 @@ class _Writer:
             old_ids=old_ids,
             extra=run.extra,
             root_key=run.root_key,
+            stats={p.source: run.stats.pop(p.source, None) for p in batch},
         )
         for prepared, stale in zip(batch, deleted, strict=True):
             run.written(prepared.source, prepared.status, len(prepared.chunks), stale)
@@ -225,10 +228,12 @@ def write_prepared(
     old_ids: Mapping[str, Sequence[str]],
     extra: Mapping[str, Any],
     root_key: str,
+    stats: Mapping[str, str | None] | None = None,
 ) -> list[int]:
     """Store embedded sources and remove their stale chunks; return how many went per source.
 
-    ``old_ids`` are the point ids each source had before this run.
+    ``old_ids`` are the point ids each source had before this run; ``stats`` the quick key
+    of each file (``SourceItem.quick_key``) the next run may trust instead of hashing it.
     """
     points: list[StoredPoint] = []
     for prepared in batch:
@@ -246,6 +251,8 @@ def write_prepared(
                 file_chunks=len(prepared.chunks),
                 root=root_key,
             )
+            if stats and stats.get(prepared.source):
+                payload["file_stat"] = stats[prepared.source]
             points.append(StoredPoint(chunk.id, vectors[len(points)], payload, sparse))
     # One upsert for the whole batch, then each source's stale chunks: new chunks are
     # written before old ones go, so a crash in between leaves both (found and redone
@@ -293,7 +300,10 @@ class Indexer:
         limits: LoadLimits | None = None,
         workers: int | None = None,
         embed_group: int = EMBED_GROUP,
+        checksum: bool = False,
     ) -> None:
+        """``checksum``: hash every file, even one whose size, times and inode are as
+        the last run stored them (``SourceItem.quick_key``; rsync's ``--checksum``)."""
         if workers is not None and workers < 0:
             raise ConfigError(f"workers must be >= 0 (0: no worker processes), got {workers}")
         if embed_group < 1:
@@ -310,6 +320,7 @@ class Indexer:
         self.limits = limits or LoadLimits()
         self.workers = default_workers() if workers is None else workers
         self.embed_group = embed_group
+        self.checksum = checksum
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline, *, workers: int | None = None, **extra: Any) -> Self:
@@ -349,7 +360,13 @@ class Indexer:
         # Every file is listed, those no loader reads too: they are reported as failed, by
         # name and why, never skipped without a word.
         files = walk_files(root, supported_only=False)
-        items = [SourceItem.from_file(f, f.relative_to(base).as_posix()) for f in files]
+        # The name under the folder, as f.relative_to(base).as_posix() gives it but by
+        # slicing the string: pathlib's parsing cost 1.4 s of a 100k-file re-run (cProfile).
+        prefix = len(str(base))
+        items = [
+            SourceItem.from_file(f, str(f)[prefix:].lstrip(os.sep).replace(os.sep, "/"))
+            for f in files
+        ]
         if on_total is not None:
             on_total(len(items))
         return self.run(
@@ -517,12 +534,23 @@ class Indexer:
                 suffix = item.path.suffix.lower() or "(no suffix)"
                 run.record(identity, "failed", f"unsupported file type {suffix}")
                 continue
-            try:
-                fingerprint = item.resolve_fingerprint(self.limits.max_bytes)
-            except RagError as exc:
-                run.record(identity, "failed", reason(exc))
-                continue
             before = run.existing.get(identity)
+            quick = item.quick_key()  # stored either way; trusted unless checksum
+            if (
+                not self.checksum
+                and quick is not None
+                and before is not None
+                and before["stats"] == {quick}
+                and len(before["hashes"]) == 1
+            ):
+                # As the last run found it: its stored fingerprint stands, unread.
+                fingerprint = next(iter(before["hashes"]))
+            else:
+                try:
+                    fingerprint = item.resolve_fingerprint(self.limits.max_bytes)
+                except RagError as exc:
+                    run.record(identity, "failed", reason(exc))
+                    continue
             # Every chunk must carry this fingerprint and all of them must be there: a run
             # cut off mid-file leaves a mix or a short count, and the file is done again.
             if (
@@ -530,13 +558,27 @@ class Indexer:
                 and before["hashes"] == {fingerprint}
                 and before["chunks"] == {len(before["ids"])}
             ):
+                if quick is not None and before["stats"] != {quick}:
+                    self._remember_stat(run, item, quick)
                 with run.lock:
                     run.report.chunk_counts[identity] = len(before["ids"])
                 run.record(identity, "skipped")
                 if not run.keep_state:
                     run.existing.pop(identity)  # only a changed source's old ids are needed
                 continue
+            if quick is not None:
+                run.stats[identity] = quick
             yield item, fingerprint, "updated" if before else "added"
+
+    def _remember_stat(self, run: _Run, item: SourceItem, quick: str) -> None:
+        """Store an unchanged file's new quick key (touched, copied, or indexed before
+        keys were stored), so the next run need not read it again. One write per such
+        file; a run cut off midway leaves some chunks with the old key: those files are
+        only hashed again next time."""
+        field_name, value = ("key", item.key) if item.key else ("source", item.source)
+        self.store.set_payload_where(
+            run.knowledge_id, {"file_stat": quick}, field_name, value, where={"root": run.root_key}
+        )
 
     def _preloading(self, planned: Iterator[_Task], run: _Run) -> Iterator[_Task]:
         """Pass the plan on; at its first changed source, load the model in the background."""
@@ -757,10 +799,17 @@ def _merge_state(
     """Add stored points' (id, payload) to the state per source: its fingerprints, its
     chunk counts as written, its point ids and the root it was indexed from."""
     for point_id, payload, _ in rows:
-        entry = existing.setdefault(
-            payload.get("key") or payload.get("source", ""),
-            {"hashes": set(), "ids": [], "chunks": set(), "root": payload.get("root")},
-        )
+        identity = payload.get("key") or payload.get("source", "")
+        entry = existing.get(identity)
+        if entry is None:  # not setdefault: it would build a new entry for every point
+            entry = existing[identity] = {
+                "hashes": set(),
+                "ids": [],
+                "chunks": set(),
+                "stats": set(),
+                "root": payload.get("root"),
+            }
         entry["hashes"].add(payload.get("file_hash"))
+        entry["stats"].add(payload.get("file_stat"))
         entry["chunks"].add(payload.get("file_chunks"))
         entry["ids"].append(point_id)

@@ -6,7 +6,7 @@ import importlib
 import os
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from rag_pipeline.errors import LoaderError
 from rag_pipeline.loaders.ocr import OcrConfig
@@ -103,7 +103,9 @@ class LoadLimits:
 
 def is_supported(path: str | os.PathLike[str]) -> bool:
     """Return whether ``load_file`` has a loader for this path's suffix."""
-    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+    # A Path's suffix needs no new Path (a re-run asks this of every file in a folder).
+    suffix = path.suffix if isinstance(path, PurePath) else PurePath(path).suffix
+    return suffix.lower() in SUPPORTED_SUFFIXES
 
 
 def load_file(

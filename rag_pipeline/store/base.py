@@ -169,6 +169,19 @@ class VectorStore(Protocol):
         """Delete every point whose payload ``key`` equals ``value`` (and ``where`` holds)."""
         ...
 
+    def set_payload_where(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        key: str,
+        value: str,
+        *,
+        where: Where | None = None,
+    ) -> None:
+        """Set ``payload``'s fields (others kept) on every point whose payload ``key``
+        equals ``value`` (and ``where`` holds)."""
+        ...
+
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         """Return those of ``ids`` the collection holds."""
         ...

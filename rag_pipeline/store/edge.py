@@ -318,6 +318,20 @@ class EdgeStore:
             shard.update(self._qe.UpdateOperation.delete_points_by_filter(flt))
             self._flush_if_due(name, shard)
 
+    def set_payload_where(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        key: str,
+        value: str,
+        *,
+        where: Where | None = None,
+    ) -> None:
+        flt = self._filter({**(where or {}), key: value})
+        with self._use(name) as shard, self._lock:
+            shard.update(self._qe.UpdateOperation.set_payload_by_filter(flt, payload))
+            self._flush_if_due(name, shard)
+
     def _flush_if_due(self, name: str, shard: Any) -> None:
         now = time.monotonic()
         last = self._last_flush.setdefault(name, now)
@@ -382,7 +396,7 @@ class EdgeStore:
                 )
             for record in records:
                 vectors = _plain_vectors(record.vector) if with_vectors else None
-                yield str(record.id), dict(record.payload or {}), vectors
+                yield str(record.id), record.payload or {}, vectors  # a new dict already
             if offset is None:
                 return
 

@@ -204,6 +204,18 @@ class QdrantStore:
         flt = self._filter({**(where or {}), key: value})
         self._client.delete(name, self._models.FilterSelector(filter=flt), wait=True)
 
+    def set_payload_where(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        key: str,
+        value: str,
+        *,
+        where: Where | None = None,
+    ) -> None:
+        flt = self._filter({**(where or {}), key: value})
+        self._client.set_payload(name, payload, points=flt, wait=True)
+
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()

@@ -217,6 +217,18 @@ class TenantStore:
         at = self._require(name)
         self.inner.delete_where(at.physical, key, value, where=self._where(at, where))
 
+    def set_payload_where(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        key: str,
+        value: str,
+        *,
+        where: Where | None = None,
+    ) -> None:
+        at = self._require(name)
+        self.inner.set_payload_where(at.physical, payload, key, value, where=self._where(at, where))
+
     def existing_ids(self, name: str, ids: Sequence[str]) -> set[str]:
         at = self._require(name)
         by_stored = {stored_id(at.tenant, i): i for i in ids}

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ import ray
 from click.testing import Result
 from typer.testing import CliRunner
 
-from rag_pipeline import Pipeline, Settings
+from rag_pipeline import Pipeline, Settings, SourceItem
 from rag_pipeline.cli import app
 from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL
 from rag_pipeline.ingest.distributed import RayIndexer
+from rag_pipeline.ingest.sources import RACY_NS
 from tests.conftest import SAMPLE_DOCS
 
 SAMPLES = ["faq.txt", "handbook.md", "onboarding.docx", "safety-report.pdf"]
@@ -58,6 +60,8 @@ def points(pipeline: Pipeline, knowledge_id: str) -> dict[str, dict[str, Any]]:
     ):
         sparse = vectors.get("sparse")
         out[point_id] = {
+            # A file's quick key is stored once the file is 2 s old: it depends on timing.
+            "stat": payload.pop("file_stat", None),
             "payload": payload,
             "dense": np.asarray(vectors["dense"], dtype=np.float32),
             "sparse": None if sparse is None else (list(sparse.indices), list(sparse.values)),
@@ -94,6 +98,7 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
         local_points = points(local, "kb")
     heard: list[tuple[str, str]] = []
     totals: list[int] = []
+    started = time.time_ns()
     with Pipeline(Settings(data_dir=tmp_path / "ray")) as pipeline:
         report = pipeline.index(
             docs,
@@ -111,6 +116,15 @@ def test_a_ray_run_stores_what_a_local_run_stores_and_reports_a_corrupt_file(
     assert summary(report) == summary(local_report)
     assert report.chunks_added == len(ray_points) > len(names)
     assert_same_points(ray_points, local_points)
+    # The writer stores each file's quick key, as a local run's does, where it is due: a
+    # file last changed 2 s before the run began must carry it.
+    for point in ray_points.values():
+        source = point["payload"]["source"]
+        item = SourceItem.from_file(docs / source, source)
+        info = (docs / source).stat()
+        if max(info.st_mtime_ns, info.st_ctime_ns) < started - RACY_NS:
+            assert point["stat"] == item.quick_key(), source
+        assert point["stat"] in (None, item.quick_key()), source
     # The progress heard every file once, as its outcome came back to the driver.
     assert totals == [len(names) + 1]
     outcomes = [(source, status) for source, status in heard if not status.startswith("ocr_")]

@@ -38,6 +38,9 @@ def snapshot(pipeline: Pipeline, knowledge_id: str) -> dict[str, tuple]:
         knowledge_id, None, with_vectors=True
     ):
         payload.pop("root", None)
+        # A file's quick key holds its inode and times, and none at all while the file is
+        # under 2 s old: it differs between two copies of a corpus and by timing.
+        payload.pop("file_stat", None)
         dense = tuple(round(float(x), 4) for x in vectors["dense"])
         points[point_id] = (json.dumps(payload, sort_keys=True), dense)
     return points
@@ -488,3 +491,57 @@ def test_a_re_run_reads_state_a_window_at_a_time_and_replaces_changed_items_in_a
         assert hits[0].source == "n27.txt" and hits[0].text == "changed text"
         third = pipeline.index(iter(items), "win")
         assert len(third.skipped) == 35 and third.chunks_added == 0
+
+
+def test_a_re_run_trusts_a_file_whose_size_times_and_inode_are_as_stored(
+    tmp_path: Path, local_embedder
+) -> None:
+    """The quick check (SourceItem.quick_key): a file the last run stored the same size,
+    times and inode for is not read; a touched one is read, found unchanged and its key
+    stored; a changed one whose size and mtime were put back is still found; --checksum
+    reads them all."""
+    docs = write_corpus(tmp_path / "docs", 3)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    names = ["doc000.md", "doc001.md", "doc002.md"]
+
+    def stats(pipeline: Pipeline) -> dict[str, set]:
+        out: dict[str, set] = {}
+        for _, payload, _ in pipeline.store.scroll_payloads("kb", ["source", "file_stat"]):
+            out.setdefault(payload["source"], set()).add(payload.get("file_stat"))
+        return out
+
+    def key(name: str) -> str | None:
+        return SourceItem.from_file(docs / name, name).quick_key()
+
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        first = pipeline.index(docs, "kb")
+        assert first.added == names
+        # Written a moment ago: their times cannot vouch for them yet (racy), no key stored.
+        assert stats(pipeline) == {name: {None} for name in names}
+        time.sleep(2.2)
+        again = pipeline.index(docs, "kb")  # read, unchanged: their keys are stored now
+        assert again.skipped == names and again.chunks_added == 0
+        assert stats(pipeline) == {name: {key(name)} for name in names}
+        assert all(key(name) for name in names)
+        # The stored fingerprint is trusted without reading the file: a wrong one stands...
+        pipeline.store.set_payload_where("kb", {"file_hash": "not-its-hash"}, "source", names[0])
+        trusted = pipeline.index(docs, "kb")
+        assert trusted.skipped == names
+        # ... until every file is read (--checksum), which finds and redoes it.
+        checked = pipeline.index(docs, "kb", checksum=True)
+        assert (checked.updated, checked.skipped) == ([names[0]], names[1:])
+        stored = {p["source"]: p["file_hash"] for _, p, _ in pipeline.store.scroll_payloads("kb")}
+        assert stored[names[0]] == file_sha256(docs / names[0])
+        # A change that keeps the size and puts the modification time back still changes
+        # the inode's change time: found.
+        path = docs / names[1]
+        before = path.stat()
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("dry", "DRY"), encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert path.stat().st_size == before.st_size
+        assert path.stat().st_mtime_ns == before.st_mtime_ns
+        edited = pipeline.index(docs, "kb")
+        assert (edited.updated, edited.skipped) == ([names[1]], [names[0], names[2]])
+        texts = " ".join(p["text"] for _, p, _ in pipeline.store.scroll_payloads("kb"))
+        assert "DRY" in texts

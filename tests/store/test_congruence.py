@@ -161,6 +161,28 @@ def test_sparse_floor_leaves_weak_sparse_hits_out_of_the_fusion(
         assert runs[1e9] == dense_ids  # nothing passes: the dense list alone
 
 
+def test_set_payload_where_agrees(both: tuple[VectorStore, VectorStore]) -> None:
+    """Fields set on the points a filter picks, the rest of their payload kept; no other
+    point (nor another knowledge base, as a tenant) touched."""
+    edge, client = both
+    for s in (edge, client):
+        s.ensure_collection("other", model="m", dimension=DIM)
+        s.upsert("other", make_points(20))
+        s.set_payload_where("kb", {"file_stat": "1:2:3:4"}, "source", "file3.txt")
+        s.set_payload_where(
+            "kb", {"file_stat": "never"}, "source", "file4.txt", where={"text": "no such"}
+        )
+    for s in (edge, client):
+        rows = {i: p for i, p, _ in s.scroll_payloads("kb", None)}
+        marked = {i for i, p in rows.items() if "file_stat" in p}
+        assert marked == {i for i, p in rows.items() if p["source"] == "file3.txt"}
+        assert len(marked) == 20
+        assert {rows[i]["file_stat"] for i in marked} == {"1:2:3:4"}
+        assert all(rows[i]["text"].startswith("chunk ") for i in marked)  # others kept
+        others = [p for _, p, _ in s.scroll_payloads("other", None)]
+        assert len(others) == 20 and not any("file_stat" in p for p in others)
+
+
 def test_filters_and_deletes_agree(both: tuple[VectorStore, VectorStore]) -> None:
     edge, client = both
     q = make_points()[3].vector
