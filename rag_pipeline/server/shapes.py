@@ -12,7 +12,7 @@ from rag_pipeline.server.scopes import file_collection_name
 from rag_pipeline.types import Hit
 
 # Payload fields that are bookkeeping of the indexer, or server paths, not metadata to show.
-_HIDDEN = {"root", "file_chunks", "knowledge_id", "key"}
+_HIDDEN = {"root", "file_chunks", "file_stat", "knowledge_id", "key"}
 
 
 def file_meta(record: FileRecord, collection_name: str | None = None) -> dict[str, Any]:
