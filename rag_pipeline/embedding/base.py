@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from rag_pipeline.embedding.tokens import TokenSpec
 from rag_pipeline.errors import EmbeddingError
 
 
@@ -30,6 +31,19 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """Return the vector of one query."""
+        ...
+
+
+class TokenIdEmbedder(Embedder, Protocol):
+    """An embedder that also takes documents as token ids made elsewhere (by workers)."""
+
+    @property
+    def token_spec(self) -> TokenSpec | None:
+        """How to tokenise a document as this embedder does; None: it cannot say."""
+        ...
+
+    def embed_token_ids(self, ids: Sequence[np.ndarray]) -> np.ndarray:
+        """``embed_documents`` of the texts ``token_spec`` turned into these ids."""
         ...
 
 

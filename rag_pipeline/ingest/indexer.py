@@ -17,13 +17,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import numpy as np
 
 from rag_pipeline.chunking.splitter import Chunker
-from rag_pipeline.embedding.base import Embedder
+from rag_pipeline.embedding.base import Embedder, TokenIdEmbedder
 from rag_pipeline.embedding.choice import EmbedderChoice
+from rag_pipeline.embedding.tokens import TokenSpec, token_spec_of
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
 from rag_pipeline.ingest.prepare import (
     Failed,
@@ -270,8 +271,17 @@ def write_prepared(
 def embed_prepared(
     embedder: Embedder, batch: list[Prepared], dimension: int, knowledge_id: str
 ) -> np.ndarray:
-    """Embed the texts of prepared sources, in order; refuse vectors of another dimension."""
-    vectors = embedder.embed_documents([t for p in batch for t in p.texts])
+    """Embed the texts of prepared sources, in order; refuse vectors of another dimension.
+
+    Token ids the workers made are used where the embedder takes them and they are its own
+    (an auto run may have chosen another model since).
+    """
+    spec = token_spec_of(embedder) if batch and batch[0].token_ids is not None else None
+    if spec is not None and all(p.token_ids is not None and p.tokens == spec for p in batch):
+        ids = [i for p in batch for i in p.token_ids or ()]
+        vectors = cast(TokenIdEmbedder, embedder).embed_token_ids(ids)
+    else:
+        vectors = embedder.embed_documents([t for p in batch for t in p.texts])
     if vectors.shape[1] != dimension:
         raise ModelMismatchError(
             f"{embedder.model_name!r} returned {vectors.shape[1]}-dimensional "
@@ -436,7 +446,7 @@ class Indexer:
         """Prepare, embed and hand to the writer the sources the plan yields."""
         pending: list[Prepared] = []
         pending_chunks = 0
-        for result in self._prepare(self._preloading(planned, run)):
+        for result in self._prepare(self._preloading(planned, run), run):
             if isinstance(result, _PageEvent):
                 run.page(result.source, result.status)
                 continue
@@ -595,7 +605,9 @@ class Indexer:
         yield first
         yield from planned
 
-    def _prepare(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed | _PageEvent]:
+    def _prepare(
+        self, planned: Iterator[_Task], run: _Run
+    ) -> Iterator[Prepared | Failed | _PageEvent]:
         """Yield prepared sources, from worker processes, or inline for small runs."""
         first = list(itertools.islice(planned, INLINE_MAX + 1))
         # One scan alone is still worth the workers: its pages are read in parallel.
@@ -603,17 +615,20 @@ class Indexer:
         if self.workers == 0 or few:
             yield from self._prepare_inline(itertools.chain(first, planned))
             return
-        yield from self._prepare_in_pool(itertools.chain(first, planned))
+        # Workers tokenise for the run's model (auto, new collection: the default, the
+        # likelier choice); the main thread then only runs it.
+        tokens = token_spec_of(run.embedder or self.embedder)
+        yield from self._prepare_in_pool(itertools.chain(first, planned), tokens)
 
     def _prepare_inline(self, planned: Iterator[_Task]) -> Iterator[Prepared | Failed]:
         preparer = Preparer(self.chunker, self.sparse_encoder, self.limits)
         for task in planned:
             yield preparer(*task)
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self, tokens: TokenSpec | None = None) -> ProcessPoolExecutor:
         sparse = self.sparse_encoder.config if self.sparse_encoder is not None else None
         config = PrepareConfig(
-            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.limits, True
+            self.chunker.chunk_size, self.chunker.chunk_overlap, sparse, self.limits, True, tokens
         )
         # forkserver, not fork: the model runtime and the store already run threads here,
         # and a forked copy of a locked mutex deadlocks.
@@ -627,7 +642,7 @@ class Indexer:
         )
 
     def _prepare_in_pool(
-        self, planned: Iterator[_Task]
+        self, planned: Iterator[_Task], tokens: TokenSpec | None = None
     ) -> Iterator[Prepared | Failed | _PageEvent]:
         # Look-ahead is bounded: a few tasks per worker in flight, so memory does not grow
         # with the folder. A scan's pages are tasks of their own, so one 200-page scan
@@ -640,7 +655,7 @@ class Indexer:
         scans: dict[str, _Scan] = {}
         pages: collections.deque[PageRef] = collections.deque()
         ready: collections.deque[_Task] = collections.deque()
-        pool = self._pool()
+        pool = self._pool(tokens)
         in_flight: dict[Future[Any], tuple[str, Any]] = {}
 
         def submit(work: tuple[str, Any]) -> None:
@@ -732,7 +747,7 @@ class Indexer:
                 # A worker died (a loader crashed in C, or ran out of memory): the pool is
                 # gone. Every task that was in flight is tried again alone in a new pool;
                 # one that breaks it a second time is reported, the rest go on.
-                pool = self._pool()
+                pool = self._pool(tokens)
                 for kind, what in broken:
                     tasks = [what] if kind == "page" else what
                     for task in tasks:

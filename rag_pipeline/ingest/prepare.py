@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -11,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from rag_pipeline.chunking.splitter import Chunker, embedding_text
+from rag_pipeline.embedding.tokens import TokenSpec, document_tokenizer
 from rag_pipeline.errors import LoaderError, RagError
 from rag_pipeline.ingest.sources import SourceItem
 from rag_pipeline.languages import script_of
@@ -26,6 +30,8 @@ from rag_pipeline.loaders import (
 )
 from rag_pipeline.types import Chunk, Document, SparseVector
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class PrepareConfig:
@@ -36,6 +42,8 @@ class PrepareConfig:
     sparse: dict[str, Any] | None
     limits: LoadLimits
     split_pages: bool = False
+    # How the run's embedder tokenises documents: workers then tokenise too (None: not).
+    tokens: TokenSpec | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +59,10 @@ class Prepared:
     name: str = ""  # the name stored as the chunks' ``source``
     payload: Mapping[str, Any] | None = None
     ocr_pages: int = 0  # pages OCR'd while preparing it (here, not in other workers)
+    # The texts' token ids (int32, one array per text) and the TokenSpec that made them;
+    # None: the embedder tokenises the texts itself.
+    token_ids: list[np.ndarray] | None = None
+    tokens: TokenSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +89,22 @@ class Preparer:
 
     With ``split_pages`` a file with pages to OCR comes back as ``Paged`` (its pages are
     read by many workers at once); without, its pages are read here, one after another.
+    With ``tokens`` the texts are also tokenised, as the embedder would.
     """
 
     def __init__(
-        self, chunker: Chunker, sparse_encoder: Any, limits: LoadLimits, split_pages: bool = False
+        self,
+        chunker: Chunker,
+        sparse_encoder: Any,
+        limits: LoadLimits,
+        split_pages: bool = False,
+        tokens: TokenSpec | None = None,
     ) -> None:
         self.chunker = chunker
         self.sparse_encoder = sparse_encoder
         self.limits = limits
         self.split_pages = split_pages
+        self.tokens = tokens
 
     @classmethod
     def from_config(cls, config: PrepareConfig) -> Preparer:
@@ -96,7 +115,9 @@ class Preparer:
 
             sparse = SparseEncoder(**config.sparse)
         chunker = Chunker(config.chunk_size, config.chunk_overlap)
-        return cls(chunker, sparse, config.limits, split_pages=config.split_pages)
+        return cls(
+            chunker, sparse, config.limits, split_pages=config.split_pages, tokens=config.tokens
+        )
 
     def __call__(
         self, item: SourceItem, fingerprint: str, status: str
@@ -127,6 +148,7 @@ class Preparer:
             return Failed(item.identity, reason(exc))
         except Exception as exc:  # a loader library bug must fail this file, not the run
             return Failed(item.identity, f"{type(exc).__name__}: {exc}")
+        token_ids = self._token_ids(texts)
         return Prepared(
             item.identity,
             fingerprint,
@@ -137,7 +159,26 @@ class Preparer:
             item.source,
             item.payload,
             ocr_pages,
+            token_ids,
+            self.tokens if token_ids is not None else None,
         )
+
+    def _token_ids(self, texts: list[str]) -> list[np.ndarray] | None:
+        """The texts' token ids by ``tokens``; None if there is none or it fails (the
+        embedding stage then tokenises the texts, as without it)."""
+        if self.tokens is None:
+            return None
+        try:
+            tokenizer = document_tokenizer(self.tokens)
+        except Exception:  # a tokenizer that cannot load is not tried for every source
+            log.debug("cannot load %s", self.tokens.tokenizer_file, exc_info=True)
+            self.tokens = None
+            return None
+        try:
+            return tokenizer(texts)
+        except Exception:  # never the source's failure: its texts are still there
+            log.debug("cannot tokenise the texts of a source", exc_info=True)
+            return None
 
 
 def reason(exc: RagError) -> str:
