@@ -26,6 +26,7 @@ from rag_pipeline.embedding.base import Embedder, TokenIdEmbedder
 from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.embedding.tokens import TokenSpec, token_spec_of
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
+from rag_pipeline.ingest.ledger import Ledger, ids_digest
 from rag_pipeline.ingest.prepare import (
     Failed,
     Paged,
@@ -143,6 +144,31 @@ class _Run:
     seen: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     preload: threading.Thread | None = None
+    # The collection's ledger (None: the store keeps none), whether ``existing`` came from
+    # it, and whether this run has written to the collection.
+    ledger: Ledger | None = None
+    trusted: bool = False
+    changed: bool = False
+
+    def before_write(self) -> None:
+        """Called before each write to the collection: the first marks the ledger dirty."""
+        with self.lock:
+            self.changed = True
+            if self.ledger is not None:
+                self.ledger.mark_dirty()
+
+    def stored(self, prepared: Prepared, stat: str | None) -> None:
+        """Keep a written source's new state (prune runs keep every source's state and
+        write it to the ledger at the end)."""
+        if self.keep_state:
+            with self.lock:
+                self.existing[prepared.source] = {
+                    "hashes": {prepared.fingerprint},
+                    "ids": [chunk.id for chunk in prepared.chunks],
+                    "chunks": {len(prepared.chunks)},
+                    "stats": {stat},
+                    "root": self.root_key,
+                }
 
     def record(self, source: str, status: str, error: str | None = None) -> None:
         """Note what happened to a source, in the report and the progress callback."""
@@ -206,6 +232,8 @@ class _Writer:
     def _write(self, batch: list[Prepared], vectors: np.ndarray) -> None:
         run = self.run
         old_ids = {p.source: run.existing.get(p.source, {}).get("ids", []) for p in batch}
+        stats = {p.source: run.stats.pop(p.source, None) for p in batch}
+        run.before_write()
         deleted = write_prepared(
             self.store,
             run.knowledge_id,
@@ -214,9 +242,10 @@ class _Writer:
             old_ids=old_ids,
             extra=run.extra,
             root_key=run.root_key,
-            stats={p.source: run.stats.pop(p.source, None) for p in batch},
+            stats=stats,
         )
         for prepared, stale in zip(batch, deleted, strict=True):
+            run.stored(prepared, stats[prepared.source])
             run.written(prepared.source, prepared.status, len(prepared.chunks), stale)
 
 
@@ -406,7 +435,10 @@ class Indexer:
         # uploads collection grows with every upload): read a window of items at a time,
         # just before they are planned, so a re-run of 500k items holds one window's state
         # and one window of items (listing them all measured a 6.4 GB peak at 540k).
-        existing, embedder, dimension = self._open(knowledge_id, None if prune else [])
+        ledger = self._ledger(knowledge_id)
+        existing, embedder, dimension, trusted = self._open(
+            knowledge_id, None if prune else [], ledger
+        )
         run = _Run(
             knowledge_id,
             existing,
@@ -417,6 +449,8 @@ class Indexer:
             embedder,
             dimension,
             keep_state=prune,
+            ledger=ledger,
+            trusted=trusted,
         )
         if not prune:
             items = self._with_state(items, run)
@@ -438,6 +472,8 @@ class Indexer:
             # default model: there was no text to choose by.
             self._create(run, self.embedder)
         self.store.flush(knowledge_id)
+        if prune and not report.interrupted and (run.changed or not run.trusted):
+            self._save_ledger(run)
         report.sort()
         report.seconds = time.perf_counter() - started
         return report
@@ -464,14 +500,40 @@ class Indexer:
                 pending, pending_chunks = [], 0
         self._embed(pending, run, writer)
 
+    def _ledger(self, knowledge_id: str) -> Ledger | None:
+        """The collection's ledger, where the store keeps files beside it."""
+        if not self.store.has_collection(knowledge_id):
+            return None  # made by this run; the ledger's place is known then
+        path = self.store.sidecar(knowledge_id, "sources.sqlite")
+        return None if path is None else Ledger(path)
+
+    def _point_ids(self, knowledge_id: str) -> list[str]:
+        return [point_id for point_id, _, _ in self.store.scroll_payloads(knowledge_id, [])]
+
+    def _save_ledger(self, run: _Run) -> None:
+        """Write every source's state to the ledger, if it lists exactly the stored ids."""
+        ledger = run.ledger or self._ledger(run.knowledge_id)
+        if ledger is None:
+            return
+        listed = {point_id for entry in run.existing.values() for point_id in entry["ids"]}
+        stored = self._point_ids(run.knowledge_id)
+        if listed != set(stored):
+            # Something else wrote meanwhile, or the run's bookkeeping is wrong: the next
+            # run reads the chunks themselves.
+            log.warning("collection %r changed outside this run: ledger not kept", run.knowledge_id)
+            ledger.discard()
+            return
+        ledger.save(run.existing, ids_digest(stored))
+
     def _open(
-        self, knowledge_id: str, only: list[SourceItem] | None
-    ) -> tuple[dict[str, dict[str, Any]], Embedder | None, int]:
+        self, knowledge_id: str, only: list[SourceItem] | None, ledger: Ledger | None = None
+    ) -> tuple[dict[str, dict[str, Any]], Embedder | None, int, bool]:
         """The collection's stored state per source (of ``only``, if given), its embedder
-        and dimension (None, 0: a new collection whose embedder is chosen later)."""
+        and dimension (None, 0: a new collection whose embedder is chosen later), and
+        whether the state came from the ledger."""
         described = self.store.collection_model(knowledge_id)
         if described is None and self.choice is not None:
-            return {}, None, 0
+            return {}, None, 0, False
         embedder = self.embedder
         if described is not None and self.choice is not None:
             embedder = self.choice.for_model(described[0]) or embedder
@@ -479,9 +541,14 @@ class Indexer:
             # Knowing the dimension may mean loading a model; a re-run that finds
             # nothing changed should not pay for that, so only ask when creating.
             described = self._ensure(knowledge_id, embedder)
+        # checksum: nothing is taken on trust, the ledger neither.
+        if only is None and ledger is not None and not self.checksum:
+            kept = ledger.load()
+            if kept is not None and kept[1] == ids_digest(self._point_ids(knowledge_id)):
+                return kept[0], embedder, described[1], True
         existing: dict[str, dict[str, Any]] = {}
         _merge_state(existing, self._stored_state(knowledge_id, only))
-        return existing, embedder, described[1]
+        return existing, embedder, described[1], False
 
     def _with_state(self, items: Iterable[SourceItem], run: _Run) -> Iterator[SourceItem]:
         """The items, a window at a time, each window's stored state read into
@@ -586,6 +653,11 @@ class Indexer:
         file; a run cut off midway leaves some chunks with the old key: those files are
         only hashed again next time."""
         field_name, value = ("key", item.key) if item.key else ("source", item.source)
+        run.before_write()
+        entry = run.existing.get(item.identity) if run.keep_state else None
+        if entry is not None and entry["root"] == run.root_key:  # as the filter below
+            with run.lock:
+                entry["stats"] = {quick}
         self.store.set_payload_where(
             run.knowledge_id, {"file_stat": quick}, field_name, value, where={"root": run.root_key}
         )
@@ -799,13 +871,19 @@ class Indexer:
         writer.put(batch, vectors)
 
     def _prune(self, run: _Run) -> None:
-        for source, entry in run.existing.items():
+        gone = [
+            source
+            for source, entry in run.existing.items()
             # Only sources indexed from this same root are ours to remove.
-            if source not in run.seen and entry.get("root") in (run.root_key, None):
-                self.store.delete_points(run.knowledge_id, entry["ids"])
-                with run.lock:
-                    run.report.chunks_deleted += len(entry["ids"])
-                run.record(source, "deleted")
+            if source not in run.seen and entry.get("root") in (run.root_key, None)
+        ]
+        for source in gone:
+            entry = run.existing.pop(source)
+            run.before_write()
+            self.store.delete_points(run.knowledge_id, entry["ids"])
+            with run.lock:
+                run.report.chunks_deleted += len(entry["ids"])
+            run.record(source, "deleted")
 
 
 def _merge_state(

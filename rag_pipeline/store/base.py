@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -245,6 +246,12 @@ class VectorStore(Protocol):
         What ``alias`` named before is dropped afterwards, and ``target`` is no longer
         listed under its own name. Used to swap in a rebuilt collection (``rag reindex``).
         """
+        ...
+
+    def sidecar(self, name: str, filename: str) -> Path | None:
+        """Where a caller may keep a file of its own with the collection (removed with
+        it; a rebuilt collection swapped in by alias has its own), or None where the store
+        keeps no local folder per collection."""
         ...
 
     def flush(self, name: str) -> None:

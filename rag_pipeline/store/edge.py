@@ -339,6 +339,12 @@ class EdgeStore:
             shard.flush()
             self._last_flush[name] = now
 
+    def sidecar(self, name: str, filename: str) -> Path | None:
+        if filename in (_META, _SHARD) or "/" in filename:
+            raise StoreError(f"not a sidecar file name: {filename!r}")
+        folder = self._dir(name)
+        return folder / filename if (folder / _META).exists() else None
+
     def flush(self, name: str) -> None:
         with self._use(name) as shard, self._lock:
             shard.flush()
@@ -380,7 +386,8 @@ class EdgeStore:
         where: Where | None = None,
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         offset = None
-        with_payload: Any = list(fields) if fields is not None else True
+        # No fields: ids alone, without touching the payload storage (0.2 s at 185k).
+        with_payload: Any = list(fields) if fields else fields is None
         flt = self._filter(where)
         while True:
             # Held per page, not across the consumer's work between pages.

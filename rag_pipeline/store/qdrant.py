@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -257,7 +258,7 @@ class QdrantStore:
         where: Where | None = None,
     ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         offset = None
-        with_payload: Any = list(fields) if fields is not None else True
+        with_payload: Any = list(fields) if fields else fields is None
         while True:
             records, offset = self._client.scroll(
                 name,
@@ -359,6 +360,9 @@ class QdrantStore:
 
     def count(self, name: str, *, where: Where | None = None) -> int:
         return int(self._client.count(name, count_filter=self._filter(where), exact=True).count)
+
+    def sidecar(self, name: str, filename: str) -> Path | None:
+        return None  # a server's collections have no folder here
 
     def flush(self, name: str) -> None:
         # A Qdrant server flushes on its own schedule; local mode persists every write.

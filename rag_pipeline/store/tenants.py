@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -305,6 +306,9 @@ class TenantStore:
     def count(self, name: str, *, where: Where | None = None) -> int:
         at = self._require(name)
         return self.inner.count(at.physical, where=self._where(at, where))
+
+    def sidecar(self, name: str, filename: str) -> Path | None:
+        return None  # knowledge bases share a collection: no folder is one's own
 
     def flush(self, name: str) -> None:
         self.inner.flush(self._require(name).physical)

@@ -231,6 +231,42 @@ def test_scroll_returns_vectors(store: VectorStore) -> None:
     assert first[1]["sparse"].indices == points[0].sparse.indices
 
 
+def test_a_scroll_without_fields_gives_every_id_and_no_payload(store: VectorStore) -> None:
+    store.ensure_collection("kb", model="m", dimension=DIM)
+    points = make_points(30)
+    store.upsert("kb", points)
+    rows = list(store.scroll_payloads("kb", []))
+    assert sorted(i for i, _, _ in rows) == sorted(p.id for p in points)
+    assert all(payload == {} and vectors is None for _, payload, vectors in rows)
+
+
+def test_a_sidecar_lives_and_goes_with_an_edge_collection(tmp_path: Path) -> None:
+    store = EdgeStore(tmp_path)
+    assert store.sidecar("kb", "notes.db") is None  # no collection, no place
+    store.ensure_collection("kb", model="m", dimension=DIM)
+    path = store.sidecar("kb", "notes.db")
+    assert path is not None and path.parent.is_dir()
+    path.write_text("ours")
+    for reserved in ("collection.json", "shard", "../x"):
+        with pytest.raises(StoreError):
+            store.sidecar("kb", reserved)
+    # A rebuilt collection swapped in by alias has its own place.
+    store.ensure_collection("kb-v2", model="m", dimension=DIM)
+    store.switch_alias("kb", "kb-v2")
+    assert store.sidecar("kb", "notes.db") != path
+    assert not path.exists()  # went with the collection the alias shadowed
+    store.close()
+    # Knowledge bases that share one collection, and a server's, have none.
+    shared = TenantStore(EdgeStore(tmp_path / "t"))
+    shared.ensure_collection("kb", model="m", dimension=DIM)
+    assert shared.sidecar("kb", "notes.db") is None
+    remote = QdrantStore(":memory:")
+    remote.ensure_collection("kb", model="m", dimension=DIM)
+    assert remote.sidecar("kb", "notes.db") is None
+    shared.close()
+    remote.close()
+
+
 def test_model_identity_is_enforced(store: VectorStore) -> None:
     store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
     store.ensure_collection("kb", model="all-MiniLM-L6-v2", dimension=DIM)
