@@ -9,11 +9,15 @@ knowledge base on the embedded store (qdrant-edge), then times `Pipeline.index(f
 again `--reruns` times in this process (the first re-run may read the files from disk, the
 later ones from the page cache; both are reported), then `--fresh` times in a new process,
 as `rag index DIR` is re-run: its wall time from start to exit and the index call alone.
+After the first index the HNSW index is built, as `rag index` does past RAG_HNSW_BUILD_AT
+chunks (`--no-build-index`: not; `unindexed` in the results says which a run measured).
 `--profile FILE` writes a cProfile of the last in-process re-run. `--work-dir DIR --reuse`
 re-runs over a folder and data dir a previous run left there (no writing, no first index).
 
 Since the quick check (a file whose size, times and inode are as stored is not read:
 `SourceItem.quick_key`), `--checksum` times the re-runs that read every file, as before it.
+Since the ledger (`ingest.ledger`: one row per file beside the collection), a re-run reads
+that instead of every chunk's payload; the first re-run after an upgrade writes it.
 
 The embedder costs nothing (scale_curve.FreeEmbedder): a re-run embeds nothing anyway, and
 the first index is not what this measures.
@@ -74,8 +78,11 @@ with Pipeline(Settings(data_dir=sys.argv[2]), embedder=FreeEmbedder()) as pipeli
     opened = time.perf_counter()
     report = pipeline.index(sys.argv[3], sys.argv[4], checksum=sys.argv[5] == "1")
     indexed = time.perf_counter()
+    built = pipeline.build_index(sys.argv[4])  # as `rag index` ends: due only past the setting
+    checked = time.perf_counter()
 print(json.dumps({"import_s": imported - started, "open_s": opened - imported,
-                  "index_s": indexed - opened, "skipped": len(report.skipped),
+                  "index_s": indexed - opened, "build_check_s": checked - indexed,
+                  "built": built is not None, "skipped": len(report.skipped),
                   "changed": len(report.added) + len(report.updated) + len(report.deleted)}))
 """
 
@@ -107,6 +114,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="extraction processes (default: settings)")
     parser.add_argument("--work-dir", type=Path, help="default: a temporary dir, removed")
     parser.add_argument("--profile", type=Path, help="write a cProfile of the last re-run")
+    parser.add_argument(
+        "--change",
+        type=int,
+        default=0,
+        help="then change this many files (a line appended) and time one more re-run",
+    )
+    parser.add_argument(
+        "--no-build-index",
+        action="store_true",
+        help="after the first index, do not build the HNSW index (`rag index` builds it "
+        "past RAG_HNSW_BUILD_AT chunks; an unbuilt collection opens slower)",
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "rerun_files.json"
     )
@@ -144,6 +163,11 @@ def main() -> None:
                     "files_per_s": round(args.files / first_s, 1),
                 }
                 print(f"first index: {report.chunks_added:,} chunks in {first_s:.1f} s")
+                if not args.no_build_index:
+                    built = pipeline.build_index(KB)  # as `rag index` does after a run
+                    result["index_build"] = built.to_dict() if built is not None else None
+                    print(f"index build: {result['index_build']}", flush=True)
+            result["unindexed"] = pipeline.store.unindexed(KB)
             result["reruns"] = []
             for attempt in range(args.reruns):
                 last = attempt == args.reruns - 1
@@ -171,6 +195,17 @@ def main() -> None:
                     text = io.StringIO()
                     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
                     print(text.getvalue(), flush=True)
+            if args.change:
+                changed_files = sorted(folder.rglob("*.txt"))[: args.change]
+                for path in changed_files:
+                    with path.open("a", encoding="utf-8") as handle:
+                        handle.write(f"A line added at {time.time_ns()}.\n")
+                started = time.perf_counter()
+                report = pipeline.index(folder, KB, workers=args.workers)
+                seconds = time.perf_counter() - started
+                assert len(report.updated) == args.change, report.to_dict()["errors"]
+                result["changed_rerun"] = {"files": args.change, "s": round(seconds, 3)}
+                print(f"re-run after changing {args.change} files: {seconds:.2f} s", flush=True)
         result["fresh"] = []
         for attempt in range(args.fresh):
             fresh = fresh_rerun(data, folder, args.checksum)

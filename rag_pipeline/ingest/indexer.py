@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -114,6 +116,24 @@ def _quietly(load: Callable[[], object]) -> None:
         load()
     except Exception:  # the embedding stage meets it again and reports it per source
         log.debug("preloading the model failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a run builds the big, acyclic and
+    long-lived structures of a folder (its items, its stored state per source).
+
+    Collections triggered by those allocations find nothing to free and re-scan all of
+    them as they grow: 0.65 s of a 4.6 s re-run of 100k files (the whole re-run with the
+    collector off: 3.9 s). Reference counting still frees everything that is dropped.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def default_workers() -> int:
@@ -402,10 +422,11 @@ class Indexer:
         # The name under the folder, as f.relative_to(base).as_posix() gives it but by
         # slicing the string: pathlib's parsing cost 1.4 s of a 100k-file re-run (cProfile).
         prefix = len(str(base))
-        items = [
-            SourceItem.from_file(f, str(f)[prefix:].lstrip(os.sep).replace(os.sep, "/"))
-            for f in files
-        ]
+        with _collector_paused():
+            items = [
+                SourceItem.from_file(f, str(f)[prefix:].lstrip(os.sep).replace(os.sep, "/"))
+                for f in files
+            ]
         if on_total is not None:
             on_total(len(items))
         return self.run(
@@ -436,9 +457,10 @@ class Indexer:
         # just before they are planned, so a re-run of 500k items holds one window's state
         # and one window of items (listing them all measured a 6.4 GB peak at 540k).
         ledger = self._ledger(knowledge_id)
-        existing, embedder, dimension, trusted = self._open(
-            knowledge_id, None if prune else [], ledger
-        )
+        with _collector_paused():
+            existing, embedder, dimension, trusted = self._open(
+                knowledge_id, None if prune else [], ledger
+            )
         run = _Run(
             knowledge_id,
             existing,
