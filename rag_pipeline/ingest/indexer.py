@@ -28,7 +28,7 @@ from rag_pipeline.embedding.base import Embedder, TokenIdEmbedder
 from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.embedding.tokens import TokenSpec, token_spec_of
 from rag_pipeline.errors import ConfigError, ModelMismatchError, RagError
-from rag_pipeline.ingest.ledger import Ledger, ids_digest
+from rag_pipeline.ingest.ledger import IdDigest, Ledger
 from rag_pipeline.ingest.prepare import (
     Failed,
     Paged,
@@ -169,6 +169,11 @@ class _Run:
     ledger: Ledger | None = None
     trusted: bool = False
     changed: bool = False
+    # With a trusted ledger: its ids' digest kept up to date, and the sources whose rows
+    # changed or went (the ledger is then saved by those rows alone).
+    digest: IdDigest | None = None
+    touched: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
 
     def before_write(self) -> None:
         """Called before each write to the collection: the first marks the ledger dirty."""
@@ -181,14 +186,30 @@ class _Run:
         """Keep a written source's new state (prune runs keep every source's state and
         write it to the ledger at the end)."""
         if self.keep_state:
+            ids = [chunk.id for chunk in prepared.chunks]
             with self.lock:
+                before = self.existing.get(prepared.source)
                 self.existing[prepared.source] = {
                     "hashes": {prepared.fingerprint},
-                    "ids": [chunk.id for chunk in prepared.chunks],
+                    "ids": ids,
                     "chunks": {len(prepared.chunks)},
                     "stats": {stat},
                     "root": self.root_key,
                 }
+                self.touched.add(prepared.source)
+                if self.digest is not None:
+                    self.digest.remove(before["ids"] if before else ())
+                    self.digest.add(ids)
+
+    def forget(self, source: str) -> dict[str, Any]:
+        """Drop a removed source's state and return it."""
+        with self.lock:
+            entry = self.existing.pop(source)
+            self.touched.discard(source)
+            self.removed.add(source)
+            if self.digest is not None:
+                self.digest.remove(entry["ids"])
+        return entry
 
     def record(self, source: str, status: str, error: str | None = None) -> None:
         """Note what happened to a source, in the report and the progress callback."""
@@ -472,7 +493,8 @@ class Indexer:
             dimension,
             keep_state=prune,
             ledger=ledger,
-            trusted=trusted,
+            trusted=trusted is not None,
+            digest=None if trusted is None else IdDigest.parse(trusted),
         )
         if not prune:
             items = self._with_state(items, run)
@@ -529,33 +551,31 @@ class Indexer:
         path = self.store.sidecar(knowledge_id, "sources.sqlite")
         return None if path is None else Ledger(path)
 
-    def _point_ids(self, knowledge_id: str) -> list[str]:
-        return [point_id for point_id, _, _ in self.store.scroll_payloads(knowledge_id, [])]
+    def _point_ids(self, knowledge_id: str) -> Iterator[str]:
+        return (point_id for point_id, _, _ in self.store.scroll_payloads(knowledge_id, []))
 
     def _save_ledger(self, run: _Run) -> None:
         """Write every source's state to the ledger, if it lists exactly the stored ids."""
         ledger = run.ledger or self._ledger(run.knowledge_id)
         if ledger is None:
             return
-        listed = {point_id for entry in run.existing.values() for point_id in entry["ids"]}
-        stored = self._point_ids(run.knowledge_id)
-        if listed != set(stored):
-            # Something else wrote meanwhile, or the run's bookkeeping is wrong: the next
-            # run reads the chunks themselves.
-            log.warning("collection %r changed outside this run: ledger not kept", run.knowledge_id)
-            ledger.discard()
-            return
-        ledger.save(run.existing, ids_digest(stored))
+        # The digest is of the rows' own ids, not the collection's: the next run compares
+        # the two, so a row kept wrong here, or a write made meanwhile, is found then.
+        if run.trusted and run.digest is not None:
+            ledger.save(run.existing, str(run.digest), changed=run.touched, removed=run.removed)
+        else:
+            digest = IdDigest(i for entry in run.existing.values() for i in entry["ids"])
+            ledger.save(run.existing, str(digest))
 
     def _open(
         self, knowledge_id: str, only: list[SourceItem] | None, ledger: Ledger | None = None
-    ) -> tuple[dict[str, dict[str, Any]], Embedder | None, int, bool]:
+    ) -> tuple[dict[str, dict[str, Any]], Embedder | None, int, str | None]:
         """The collection's stored state per source (of ``only``, if given), its embedder
-        and dimension (None, 0: a new collection whose embedder is chosen later), and
-        whether the state came from the ledger."""
+        and dimension (None, 0: a new collection whose embedder is chosen later), and the
+        digest of its ids when the state came from the ledger (else None)."""
         described = self.store.collection_model(knowledge_id)
         if described is None and self.choice is not None:
-            return {}, None, 0, False
+            return {}, None, 0, None
         embedder = self.embedder
         if described is not None and self.choice is not None:
             embedder = self.choice.for_model(described[0]) or embedder
@@ -566,11 +586,11 @@ class Indexer:
         # checksum: nothing is taken on trust, the ledger neither.
         if only is None and ledger is not None and not self.checksum:
             kept = ledger.load()
-            if kept is not None and kept[1] == ids_digest(self._point_ids(knowledge_id)):
-                return kept[0], embedder, described[1], True
+            if kept is not None and kept[1] == str(IdDigest(self._point_ids(knowledge_id))):
+                return kept[0], embedder, described[1], kept[1]
         existing: dict[str, dict[str, Any]] = {}
         _merge_state(existing, self._stored_state(knowledge_id, only))
-        return existing, embedder, described[1], False
+        return existing, embedder, described[1], None
 
     def _with_state(self, items: Iterable[SourceItem], run: _Run) -> Iterator[SourceItem]:
         """The items, a window at a time, each window's stored state read into
@@ -680,6 +700,7 @@ class Indexer:
         if entry is not None and entry["root"] == run.root_key:  # as the filter below
             with run.lock:
                 entry["stats"] = {quick}
+                run.touched.add(item.identity)
         self.store.set_payload_where(
             run.knowledge_id, {"file_stat": quick}, field_name, value, where={"root": run.root_key}
         )
@@ -900,7 +921,7 @@ class Indexer:
             if source not in run.seen and entry.get("root") in (run.root_key, None)
         ]
         for source in gone:
-            entry = run.existing.pop(source)
+            entry = run.forget(source)
             run.before_write()
             self.store.delete_points(run.knowledge_id, entry["ids"])
             with run.lock:
