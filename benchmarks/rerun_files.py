@@ -78,7 +78,8 @@ with Pipeline(Settings(data_dir=sys.argv[2]), embedder=FreeEmbedder()) as pipeli
     opened = time.perf_counter()
     report = pipeline.index(sys.argv[3], sys.argv[4], checksum=sys.argv[5] == "1")
     indexed = time.perf_counter()
-    built = pipeline.build_index(sys.argv[4])  # as `rag index` ends: due only past the setting
+    # As `rag index` ends: due only past the setting (not with --no-build-index).
+    built = pipeline.build_index(sys.argv[4]) if sys.argv[6] == "1" else None
     checked = time.perf_counter()
 print(json.dumps({"import_s": imported - started, "open_s": opened - imported,
                   "index_s": indexed - opened, "build_check_s": checked - indexed,
@@ -87,13 +88,13 @@ print(json.dumps({"import_s": imported - started, "open_s": opened - imported,
 """
 
 
-def fresh_rerun(data: Path, folder: Path, checksum: bool) -> dict[str, Any]:
+def fresh_rerun(data: Path, folder: Path, checksum: bool, build: bool) -> dict[str, Any]:
     """A re-run in a new process, as `rag index DIR` again: wall time to exit, and parts."""
     started = time.perf_counter()
     out = subprocess.run(
         [
             *(sys.executable, "-c", CHILD, str(ROOT / "benchmarks")),
-            *(str(data), str(folder), KB, "1" if checksum else "0"),
+            *(str(data), str(folder), KB, "1" if checksum else "0", "1" if build else "0"),
         ],
         capture_output=True,
         text=True,
@@ -163,10 +164,10 @@ def main() -> None:
                     "files_per_s": round(args.files / first_s, 1),
                 }
                 print(f"first index: {report.chunks_added:,} chunks in {first_s:.1f} s")
-                if not args.no_build_index:
-                    built = pipeline.build_index(KB)  # as `rag index` does after a run
-                    result["index_build"] = built.to_dict() if built is not None else None
-                    print(f"index build: {result['index_build']}", flush=True)
+            if not args.no_build_index:
+                built = pipeline.build_index(KB)  # as `rag index` does after a run
+                result["index_build"] = built.to_dict() if built is not None else None
+                print(f"index build: {result['index_build']}", flush=True)
             result["unindexed"] = pipeline.store.unindexed(KB)
             result["reruns"] = []
             for attempt in range(args.reruns):
@@ -208,7 +209,7 @@ def main() -> None:
                 print(f"re-run after changing {args.change} files: {seconds:.2f} s", flush=True)
         result["fresh"] = []
         for attempt in range(args.fresh):
-            fresh = fresh_rerun(data, folder, args.checksum)
+            fresh = fresh_rerun(data, folder, args.checksum, not args.no_build_index)
             assert fresh["skipped"] == args.files and not fresh["changed"], fresh
             result["fresh"].append(fresh)
             print(f"fresh re-run {attempt + 1}: {fresh}", flush=True)
