@@ -8,6 +8,11 @@ the server's own models, then `KnowledgeService`'s listing query (`_files_of`) a
 shape of each entry (`knowledge_file_entry`) are timed, best of ``--repeat``, and profiled
 once (cProfile, top functions).
 
+Pages (Open WebUI's `?page=N`, 30 files a page, 50 for `/files/`): `KnowledgeService.files`
+and `FileService.list` (each with its count) at page 2, the middle and the last page, best
+of ``--repeat``; since the listing-order indexes (migration 0004) a page is read from an
+index, and only its offset grows with the depth.
+
 Run: .venv/bin/python benchmarks/knowledge_listing.py [--files 30000]
 """
 
@@ -19,10 +24,14 @@ import pstats
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rag_pipeline.server.db import COMPLETED, Database, FileRecord, Knowledge, KnowledgeFile, User
-from rag_pipeline.server.services.knowledge import _files_of
+from rag_pipeline.server.services.files import FileService
+from rag_pipeline.server.services.knowledge import KnowledgeService, _files_of
+from rag_pipeline.server.settings import ServerSettings
 from rag_pipeline.server.shapes import knowledge_file_entry
+from rag_pipeline.store import EdgeStore
 
 
 def fill(db: Database, count: int) -> None:
@@ -73,6 +82,32 @@ def listing(db: Database) -> tuple[float, float, int]:
     return queried, time.perf_counter() - start, len(entries)
 
 
+def pages(db: Database, folder: Path, count: int, repeat: int) -> dict[str, Any]:
+    """Best-of-``repeat`` ms of a page at page 2, the middle and the end, both listings."""
+    store = EdgeStore(folder / "store")  # the knowledge service's; a listing does not touch it
+    knowledge = KnowledgeService(db, store)
+    # Listing needs the database alone: no processor or queue.
+    files = FileService(db, ServerSettings(), None, None, knowledge)  # type: ignore[arg-type]
+    with db.session() as session:
+        admin = session.get(User, "u")
+        assert admin is not None
+    out: dict[str, Any] = {}
+    for name, size, call in (
+        ("knowledge_files", 30, lambda skip: knowledge.files(admin, "kb", skip=skip, limit=30)),
+        ("files", 50, lambda skip: files.list(admin, content=False, skip=skip, limit=50)),
+    ):
+        for label, skip in (("page 2", size), ("middle", count // 2), ("last", count - size)):
+            best = float("inf")
+            for _ in range(repeat):
+                start = time.perf_counter()
+                answer = call(skip)
+                best = min(best, time.perf_counter() - start)
+            assert answer[-1] == count, answer[-1]
+            out[f"{name} {label}"] = round(best * 1000, 1)
+    store.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=30_000)
@@ -89,6 +124,8 @@ def main() -> None:
         listing(db)
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(8)
+        for label, ms in pages(db, Path(folder), args.files, args.repeat).items():
+            print(f"{label}: {ms} ms")
         db.engine.dispose()
 
 

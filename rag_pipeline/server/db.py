@@ -8,7 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -88,6 +98,12 @@ class FileRecord(Base):
     """An uploaded file; ``status`` is the durable state of its processing job."""
 
     __tablename__ = "files"
+    # The listing's order (newest first, then id), so a page is read from the index
+    # instead of sorting every file: page 2 of 30k 90 -> 2 ms (benchmarks/knowledge_listing.py).
+    __table_args__ = (
+        Index("ix_files_created", "created_at", "id"),
+        Index("ix_files_user_created", "user_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -150,6 +166,8 @@ class KnowledgeFile(Base):
     """A file in a knowledge base; ``state`` says where its vectors are (WAITING … REMOVING)."""
 
     __tablename__ = "knowledge_files"
+    # A knowledge base's files in the listing's order (see FileRecord's).
+    __table_args__ = (Index("ix_knowledge_files_created", "knowledge_id", "created_at"),)
 
     knowledge_id: Mapped[str] = mapped_column(
         ForeignKey("knowledge.id", ondelete="CASCADE"), primary_key=True
