@@ -121,57 +121,72 @@ def test_progress_hears_every_source_once_after_its_chunks_are_stored(
         assert all(status == "added" and stored > 0 for _, status, stored in heard)
 
 
-def test_a_killed_run_resumes_to_the_state_of_a_clean_run(tmp_path: Path) -> None:
-    docs = write_corpus(tmp_path / "docs", 60)
-    script = textwrap.dedent(
-        """
-        import sys, time
-        from rag_pipeline import Pipeline, Settings
+# A run in a process of its own that prints each source's status once it is stored, then
+# its counts; argv: folder, data dir, seconds to wait after each source (a slow consumer,
+# so that a kill lands mid-run).
+KILLABLE_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from rag_pipeline import Pipeline, Settings
 
-        if __name__ == "__main__":
-            settings = Settings(data_dir=sys.argv[2], workers=2)
-            with Pipeline(settings) as pipeline:
-                def progress(source, status):
-                    print(status, source, flush=True)
-                    time.sleep(0.05)  # a slow consumer: the kill lands mid-run
-                indexer = pipeline.indexer()
-                indexer.embed_group = 16  # many small write batches
-                report = indexer.index(sys.argv[1], "kb", progress=progress)
-            print("done", len(report.added), len(report.skipped), len(report.updated), flush=True)
-        """
+    if __name__ == "__main__":
+        settings = Settings(data_dir=sys.argv[2], workers=2)
+        with Pipeline(settings) as pipeline:
+            def progress(source, status):
+                print(status, source, flush=True)
+                time.sleep(float(sys.argv[3]))
+            indexer = pipeline.indexer()
+            indexer.embed_group = 16  # many small write batches
+            report = indexer.index(sys.argv[1], "kb", progress=progress)
+        print("done", len(report.added), len(report.skipped), len(report.updated), flush=True)
+    """
+)
+KILLABLE_ENV = {**os.environ, "RAG_EMBEDDING_BATCH_SIZE": "8"}
+
+
+def run_killable(runner: Path, docs: Path, data: Path) -> list[str]:
+    """Run KILLABLE_RUN to its end: ["done", added, skipped, updated]."""
+    out = subprocess.run(
+        [sys.executable, str(runner), str(docs), str(data), "0"],
+        capture_output=True,
+        text=True,
+        env=KILLABLE_ENV,
+        check=True,
+        timeout=600,
     )
-    runner = tmp_path / "run.py"
-    runner.write_text(script)
-    crashed = tmp_path / "crashed"
-    env = {**os.environ, "RAG_EMBEDDING_BATCH_SIZE": "8"}
+    return out.stdout.split()[-4:]
+
+
+def kill_killable(runner: Path, docs: Path, data: Path, status: str, after: int) -> int:
+    """Start KILLABLE_RUN and SIGKILL it, workers included, once ``after`` sources were
+    stored with ``status``; return how many it printed."""
     child = subprocess.Popen(
-        [sys.executable, str(runner), str(docs), str(crashed)],
+        [sys.executable, str(runner), str(docs), str(data), "0.05"],
         stdout=subprocess.PIPE,
         text=True,
-        env=env,
+        env=KILLABLE_ENV,
         start_new_session=True,
     )
     assert child.stdout is not None
     written = 0
     for line in child.stdout:
-        if line.startswith("added"):
-            written += 1
-        if written >= 3:
+        written += line.startswith(status)
+        if written >= after:
             break
     os.killpg(child.pid, signal.SIGKILL)  # the run and its worker processes, mid-run
     child.wait()
-    assert written >= 3
+    return written
+
+
+def test_a_killed_run_resumes_to_the_state_of_a_clean_run(tmp_path: Path) -> None:
+    docs = write_corpus(tmp_path / "docs", 60)
+    runner = tmp_path / "run.py"
+    runner.write_text(KILLABLE_RUN)
+    crashed = tmp_path / "crashed"
+    assert kill_killable(runner, docs, crashed, "added", 3) >= 3
 
     def run(data: Path) -> list[str]:
-        out = subprocess.run(
-            [sys.executable, str(runner), str(docs), str(data)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-            timeout=600,
-        )
-        return out.stdout.split()[-4:]
+        return run_killable(runner, docs, data)
 
     resumed = run(crashed)
     assert resumed[0] == "done"

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -18,13 +14,24 @@ import pytest
 from rag_pipeline import Pipeline, Settings
 from rag_pipeline.ingest.indexer import _merge_state
 from rag_pipeline.ingest.ledger import IdDigest, Ledger
-from tests.ingest.test_indexer import snapshot, write_corpus
+from tests.ingest.test_indexer import (
+    KILLABLE_RUN,
+    kill_killable,
+    run_killable,
+    snapshot,
+    write_corpus,
+)
 
 
 def ledger_of(pipeline: Pipeline, kb: str = "kb") -> Ledger:
     path = pipeline.store.sidecar(kb, "sources.sqlite")
     assert path is not None
     return Ledger(path)
+
+
+def ledger_of_folder(data: Path) -> Ledger:
+    """The ledger of knowledge base "kb" in a data dir, without opening its store."""
+    return Ledger(data / "qdrant-edge" / "kb" / "sources.sqlite")
 
 
 def plain(state: dict[str, dict[str, Any]]) -> dict[str, tuple]:
@@ -244,64 +251,21 @@ def test_a_killed_run_leaves_a_ledger_the_next_run_does_not_trust(tmp_path: Path
     the chunks, finishes what was left, and ends with the points and ledger of a clean
     run."""
     docs = write_corpus(tmp_path / "docs", 40)
-    script = textwrap.dedent(
-        """
-        import sys, time
-        from rag_pipeline import Pipeline, Settings
-
-        if __name__ == "__main__":
-            settings = Settings(data_dir=sys.argv[2], workers=2)
-            with Pipeline(settings) as pipeline:
-                def progress(source, status):
-                    print(status, source, flush=True)
-                    time.sleep(float(sys.argv[3]))  # slow: the kill lands mid-run
-                indexer = pipeline.indexer()
-                indexer.embed_group = 16  # many small write batches
-                report = indexer.index(sys.argv[1], "kb", progress=progress)
-            print("done", len(report.added), len(report.skipped), len(report.updated), flush=True)
-        """
-    )
     runner = tmp_path / "run.py"
-    runner.write_text(script)
-    env = {**os.environ, "RAG_EMBEDDING_BATCH_SIZE": "8"}
-
-    def run(data: Path) -> list[str]:
-        out = subprocess.run(
-            [sys.executable, str(runner), str(docs), str(data), "0"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-            timeout=600,
-        )
-        return out.stdout.split()[-4:]
-
+    runner.write_text(KILLABLE_RUN)
     crashed = tmp_path / "crashed"
-    assert run(crashed)[:2] == ["done", "40"]
+    assert run_killable(runner, docs, crashed)[:2] == ["done", "40"]
+    assert ledger_of_folder(crashed).load() is not None
     for i in range(40):  # every file changes: the next run rewrites them all
         path = docs / f"doc{i:03d}.md"
         path.write_text(path.read_text("utf-8") + f"\nA later line {i}.\n", "utf-8")
-    child = subprocess.Popen(
-        [sys.executable, str(runner), str(docs), str(crashed), "0.05"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    assert child.stdout is not None
-    written = 0
-    for line in child.stdout:
-        written += line.startswith("updated")
-        if written >= 3:
-            break
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    assert written >= 3
-    resumed = run(crashed)
+    assert kill_killable(runner, docs, crashed, "updated", 3) >= 3
+    assert ledger_of_folder(crashed).load() is None  # dirty: the run wrote, then died
+    resumed = run_killable(runner, docs, crashed)
     assert resumed[0] == "done" and int(resumed[2]) >= 3  # what was written stays
     assert 0 < int(resumed[3]) < 40  # the rest is done now
     clean = tmp_path / "clean"
-    run(clean)
+    run_killable(runner, docs, clean)
     with Pipeline(Settings(data_dir=crashed)) as a, Pipeline(Settings(data_dir=clean)) as b:
         after_crash, after_clean = snapshot(a, "kb"), snapshot(b, "kb")
         assert {k: v[0] for k, v in after_crash.items()} == {
