@@ -159,7 +159,10 @@ class LocalEmbedder:
         cuda = device.type == "cuda"
         lengths = np.array([len(i) for i in ids], dtype=np.int64)
         order = np.argsort(-lengths, kind="stable")
-        out: np.ndarray | None = None
+        # Each batch's vectors stay on the device until the last batch is queued: one
+        # copy back at the end, so padding the next batch here overlaps the GPU's work on
+        # this one instead of waiting for it (a copy per batch would sync each time).
+        batches = []
         with torch.inference_mode():
             for start in range(0, len(order), self._batch_size):
                 rows = order[start : start + self._batch_size]
@@ -184,11 +187,10 @@ class LocalEmbedder:
                     batch = model(features)["sentence_embedding"]
                 except Exception as exc:
                     raise EmbeddingError(f"local model {self._name!r} failed: {exc}") from exc
-                batch = torch.nn.functional.normalize(batch.float(), dim=1).cpu().numpy()
-                if out is None:
-                    out = np.empty((len(ids), batch.shape[1]), dtype=np.float32)
-                out[rows] = batch
-        assert out is not None
+                batches.append(torch.nn.functional.normalize(batch.float(), dim=1))
+            vectors = torch.cat(batches).cpu().numpy()
+        out = np.empty_like(vectors)
+        out[order] = vectors
         return out
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

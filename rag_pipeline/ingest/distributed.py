@@ -375,7 +375,9 @@ class RayIndexer(Indexer):
                     assert isinstance(value, _Fatal), value
                     raise ModelMismatchError(value.message)
             if embedded:
-                writer.put([e.prepared for e in embedded], np.vstack([e.vectors for e in embedded]))
+                writer.put(
+                    ([e.prepared for e in embedded], np.vstack([e.vectors for e in embedded]))
+                )
 
 
 def _pages_read(run: _Run, source: str, pages: int) -> None:

@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import numpy as np
 
@@ -70,6 +70,7 @@ _STATE_WINDOW = 2_000
 
 
 _Task = tuple[SourceItem, str, str]
+T = TypeVar("T")
 # Progress events of OCR: a page found to need it, a page read.
 OCR_QUEUED, OCR_READ = "ocr_queued", "ocr_page"
 
@@ -236,24 +237,28 @@ class _Run:
         self.record(source, status)
 
 
-class _Writer:
-    """The write stage: a thread that upserts embedded batches while the next is embedded."""
+class _Stage(Generic[T]):
+    """One stage of a run on its own thread, fed through a short queue.
 
-    def __init__(self, store: VectorStore, run: _Run) -> None:
-        self.store = store
-        self.run = run
-        self._queue: queue.Queue[tuple[list[Prepared], np.ndarray] | None] = queue.Queue(2)
+    ``put`` blocks while ``depth`` items wait (the slower stage sets the pace and memory
+    stays bounded); the first error the thread meets is raised in the feeding thread by
+    the next ``put`` or by ``close``, and what is queued after it is dropped.
+    """
+
+    def __init__(self, name: str, handle: Callable[[T], None], depth: int = 2) -> None:
+        self._handle = handle
+        self._queue: queue.Queue[tuple[T] | None] = queue.Queue(depth)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="rag-index-writer", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def put(self, batch: list[Prepared], vectors: np.ndarray) -> None:
-        """Queue a batch; blocks while two are waiting (the writer sets the pace)."""
+    def put(self, item: T) -> None:
+        """Queue an item; blocks while the queue is full."""
         self._raise()
-        self._queue.put((batch, vectors))
+        self._queue.put((item,))
 
     def close(self) -> None:
-        """Write what is queued, stop the thread, and raise what it raised."""
+        """Finish what is queued, stop the thread, and raise what it raised."""
         self._queue.put(None)
         self._thread.join()
         self._raise()
@@ -266,9 +271,18 @@ class _Writer:
         while (work := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._write(*work)
-                except BaseException as exc:  # handed to the run's thread by _raise
+                    self._handle(work[0])
+                except BaseException as exc:  # handed to the feeding thread by _raise
                     self._error = exc
+
+
+class _Writer(_Stage[tuple[list[Prepared], np.ndarray]]):
+    """The write stage: upserts embedded batches while the next ones are embedded."""
+
+    def __init__(self, store: VectorStore, run: _Run) -> None:
+        self.store = store
+        self.run = run
+        super().__init__("rag-index-writer", lambda work: self._write(*work))
 
     def _write(self, batch: list[Prepared], vectors: np.ndarray) -> None:
         run = self.run
@@ -365,9 +379,10 @@ class Indexer:
     """Index sources into one knowledge collection in stages, re-embedding only changes.
 
     Stages run at once: the calling thread plans (fingerprints, skips what is unchanged),
-    ``workers`` processes load, chunk and sparse-encode (GIL-bound Python), the calling
-    thread embeds batches of chunks across files, and a writer thread stores them. The
-    store's write-ahead log is the durability: nothing is flushed per file.
+    ``workers`` processes load, chunk, sparse-encode and tokenise (GIL-bound Python), the
+    calling thread groups their results into batches across files, a model thread embeds
+    the batches, and a writer thread stores them. The store's write-ahead log is the
+    durability: nothing is flushed per file.
     """
 
     def __init__(
@@ -502,8 +517,9 @@ class Indexer:
         try:
             self._process(self._plan(items, run), run, writer)
         except KeyboardInterrupt:
-            # Stop cleanly: batches already handed to the writer are finished (a source's
-            # chunks are written whole), nothing else starts, and the report says so.
+            # Stop cleanly: batches already handed to the model or the writer are finished
+            # (a source's chunks are written whole), nothing else starts, and the report
+            # says so.
             report.interrupted = True
         finally:
             writer.close()
@@ -523,7 +539,19 @@ class Indexer:
         return report
 
     def _process(self, planned: Iterator[_Task], run: _Run, writer: _Writer) -> None:
-        """Prepare, embed and hand to the writer the sources the plan yields."""
+        """Prepare the sources the plan yields and embed them in groups, for the writer."""
+        # The model runs on its own thread: this one keeps taking the workers' results
+        # and grouping the next batch meanwhile (on a GPU machine it did both in turn, and
+        # the model waited; benchmarks/RESULTS.md, "GPU ingest").
+        model: _Stage[list[Prepared]] = _Stage(
+            "rag-index-model", lambda batch: self._embed(batch, run, writer)
+        )
+        try:
+            self._group(planned, run, model)
+        finally:
+            model.close()  # what was handed over is embedded and written, even on Ctrl-C
+
+    def _group(self, planned: Iterator[_Task], run: _Run, model: _Stage[list[Prepared]]) -> None:
         pending: list[Prepared] = []
         pending_chunks = 0
         for result in self._prepare(self._preloading(planned, run), run):
@@ -540,9 +568,10 @@ class Indexer:
             pending.append(result)
             pending_chunks += len(result.chunks)
             if pending_chunks >= self.embed_group:
-                self._embed(pending, run, writer)
+                model.put(pending)
                 pending, pending_chunks = [], 0
-        self._embed(pending, run, writer)
+        if pending:
+            model.put(pending)
 
     def _ledger(self, knowledge_id: str) -> Ledger | None:
         """The collection's ledger, where the store keeps files beside it."""
@@ -911,7 +940,7 @@ class Indexer:
             for prepared in batch:
                 run.record(prepared.source, "failed", reason(exc))
             return
-        writer.put(batch, vectors)
+        writer.put((batch, vectors))
 
     def _prune(self, run: _Run) -> None:
         gone = [

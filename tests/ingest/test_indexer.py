@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
 
-from rag_pipeline import Pipeline, Settings, SourceItem
+from rag_pipeline import EmbeddingError, ModelMismatchError, Pipeline, Settings, SourceItem
 from rag_pipeline.ingest import file_sha256
 
 TOPICS = ["tents", "boots", "lanterns", "stoves", "ropes", "maps", "kayaks", "skis"]
@@ -119,6 +121,121 @@ def test_progress_hears_every_source_once_after_its_chunks_are_stored(
         assert totals == [10]
         assert sorted(s for s, _, _ in heard) == sorted(f"doc{i:03d}.md" for i in range(10))
         assert all(status == "added" and stored > 0 for _, status, stored in heard)
+
+
+class Watching:
+    """The real model, noting the thread of each call; the first call waits (up to 20 s)
+    for ``later``, which the feeding side sets."""
+
+    def __init__(self, inner, later: threading.Event) -> None:
+        self.inner, self.later = inner, later
+        self.threads: list[str] = []
+        self.waited: list[bool] = []
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed_documents(self, texts):
+        self.threads.append(threading.current_thread().name)
+        if len(self.threads) == 1:
+            self.waited.append(self.later.wait(timeout=20))
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+
+def test_the_model_embeds_on_its_own_thread_while_later_sources_are_prepared(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 8)
+    items = [SourceItem.from_file(p, p.name) for p in sorted(docs.iterdir())]
+    later = threading.Event()
+
+    def plan():
+        for number, item in enumerate(items):
+            if number == 3:  # a source three batches on is being prepared
+                later.set()
+            yield item
+
+    embedder = Watching(local_embedder, later)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=embedder) as pipeline:
+        indexer = pipeline.indexer(workers=0)
+        indexer.embed_group = 1  # a batch per source
+        # prune: the items are taken one at a time as they are prepared (a run that
+        # names its items reads a window of them ahead, for their stored state).
+        report = indexer.run(plan(), "kb", prune=True)
+        # The first batch's embedding waited while the calling thread went on preparing:
+        # had it embedded the batch itself, the wait would have timed out.
+        assert embedder.waited == [True]
+        assert set(embedder.threads) == {"rag-index-model"}
+        assert len(embedder.threads) == 8
+        assert report.added == sorted(p.name for p in docs.iterdir())
+        assert pipeline.store.count("kb") == report.chunks_added > 8
+
+
+class Failing(Watching):
+    """The real model, except that a batch holding ``marker`` fails as a remote model's
+    call can (an EmbeddingError), or, with ``wrong_size``, comes back 3-dimensional."""
+
+    def __init__(self, inner, marker: str, wrong_size: bool = False) -> None:
+        super().__init__(inner, threading.Event())
+        self.later.set()
+        self.marker, self.wrong_size = marker, wrong_size
+
+    def embed_documents(self, texts):
+        if any(self.marker in t for t in texts):
+            if self.wrong_size:
+                return np.ones((len(texts), 3), dtype=np.float32)
+            raise EmbeddingError("the embedding server answered 503")
+        return super().embed_documents(texts)
+
+
+def test_a_batch_the_model_fails_is_reported_by_name_and_the_rest_goes_on(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 6)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=Failing(local_embedder, "set 2 ")) as pipeline:
+        indexer = pipeline.indexer(workers=0)
+        indexer.embed_group = 1
+        report = indexer.index(docs, "kb")
+        assert report.errors == [{"path": "doc002.md", "error": ANY}]
+        assert "503" in report.errors[0]["error"]
+        assert report.added == [f"doc{i:03d}.md" for i in (0, 1, 3, 4, 5)]
+        assert pipeline.store.count("kb") == report.chunks_added
+    # The failed file is tried again by the next run, with a model that works.
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        assert pipeline.index(docs, "kb").added == ["doc002.md"]
+
+
+def test_vectors_of_another_size_stop_the_run_and_keep_what_was_stored(
+    tmp_path: Path, local_embedder
+) -> None:
+    docs = write_corpus(tmp_path / "docs", 6)
+    settings = Settings(data_dir=tmp_path / "data", workers=0)
+    with Pipeline(settings, embedder=Failing(local_embedder, "set 3 ", True)) as pipeline:
+        indexer = pipeline.indexer(workers=0)
+        indexer.embed_group = 1
+        with pytest.raises(ModelMismatchError, match="3-dimensional"):
+            indexer.index(docs, "kb")
+        stored = {p["source"] for _, p, _ in pipeline.store.scroll_payloads("kb", ["source"])}
+        assert stored <= {"doc000.md", "doc001.md", "doc002.md"}
+    # The next run with the right model ends where a clean run does.
+    with Pipeline(settings, embedder=local_embedder) as pipeline:
+        again = pipeline.index(docs, "kb")
+        assert sorted(again.added + again.skipped) == [f"doc{i:03d}.md" for i in range(6)]
+        resumed = snapshot(pipeline, "kb")
+    clean = Settings(data_dir=tmp_path / "clean", workers=0)
+    with Pipeline(clean, embedder=local_embedder) as pipeline:
+        pipeline.index(docs, "kb")
+        assert_same_points(resumed, snapshot(pipeline, "kb"))
 
 
 # A run in a process of its own that prints each source's status once it is stored, then
