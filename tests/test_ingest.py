@@ -11,29 +11,19 @@ import pytest
 
 from rag_pipeline import ModelMismatchError, Pipeline, Settings
 from rag_pipeline.embedding import LocalEmbedder
+from tests.wrapped import Wrapped
 
 
-class CountingEmbedder:
+class CountingEmbedder(Wrapped):
     """Wraps the real model and counts what it is asked to embed."""
 
     def __init__(self, inner: LocalEmbedder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.embedded = 0
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_documents(self, texts):
         self.embedded += len(texts)
         return self.inner.embed_documents(texts)
-
-    def embed_query(self, text):
-        return self.inner.embed_query(text)
 
 
 @pytest.fixture

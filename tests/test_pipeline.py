@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,27 +13,17 @@ from rag_pipeline.embedding import Embedder
 from rag_pipeline.embedding.e5_onnx import E5_ONNX_MODEL
 from rag_pipeline.embedding.registry import make_embedder
 from rag_pipeline.pipeline import Pipeline
+from tests.wrapped import Wrapped
 
 from .conftest import FakeEmbedServer
 
 
-class RecordingEmbedder:
+class RecordingEmbedder(Wrapped):
     """Wraps a real embedder and records the queries it is asked to embed."""
 
     def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.queries: list[str] = []
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         self.queries.append(text)

@@ -8,29 +8,19 @@ import numpy as np
 import pytest
 
 from rag_pipeline.embedding.cache import CachedEmbedder
+from tests.wrapped import Wrapped
 
 
-class Recording:
+class Recording(Wrapped):
     """The real embedder, remembering which texts reached it."""
 
     def __init__(self, inner) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.seen: list[str] = []
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         self.seen += texts
         return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
 
 
 @pytest.fixture

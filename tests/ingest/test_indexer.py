@@ -18,6 +18,7 @@ import pytest
 
 from rag_pipeline import EmbeddingError, ModelMismatchError, Pipeline, Settings, SourceItem
 from rag_pipeline.ingest import file_sha256
+from tests.wrapped import Wrapped
 
 TOPICS = ["tents", "boots", "lanterns", "stoves", "ropes", "maps", "kayaks", "skis"]
 
@@ -123,31 +124,21 @@ def test_progress_hears_every_source_once_after_its_chunks_are_stored(
         assert all(status == "added" and stored > 0 for _, status, stored in heard)
 
 
-class Watching:
+class Watching(Wrapped):
     """The real model, noting the thread of each call; the first call waits (up to 20 s)
     for ``later``, which the feeding side sets."""
 
     def __init__(self, inner, later: threading.Event) -> None:
-        self.inner, self.later = inner, later
+        super().__init__(inner)
+        self.later = later
         self.threads: list[str] = []
         self.waited: list[bool] = []
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed_documents(self, texts):
         self.threads.append(threading.current_thread().name)
         if len(self.threads) == 1:
             self.waited.append(self.later.wait(timeout=20))
         return self.inner.embed_documents(texts)
-
-    def embed_query(self, text):
-        return self.inner.embed_query(text)
 
 
 def test_the_model_embeds_on_its_own_thread_while_later_sources_are_prepared(

@@ -17,6 +17,7 @@ from rag_pipeline.embedding.cache import CachedEmbedder
 from rag_pipeline.embedding.choice import EmbedderChoice
 from rag_pipeline.ingest import Indexer
 from tests.ingest.test_indexer import assert_same_points, snapshot, write_corpus
+from tests.wrapped import Wrapped
 
 KOREAN = [
     "환불은 상품 도착 확인 후 영업일 기준 7일 이내에 고객님의 계좌로 입금됩니다.",
@@ -30,21 +31,13 @@ def _cache() -> Path:
     return Path(os.environ.get("RAG_MODEL_CACHE_DIR", tempfile.gettempdir()))
 
 
-class Counting:
+class Counting(Wrapped):
     """A real embedder whose calls are counted: which way a run embedded."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.texts = 0
         self.ids = 0
-
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     @property
     def token_spec(self) -> Any:
@@ -57,9 +50,6 @@ class Counting:
     def embed_token_ids(self, ids: Sequence[np.ndarray]) -> np.ndarray:
         self.ids += len(ids)
         return self.inner.embed_token_ids(ids)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.inner.embed_query(text)
 
 
 @pytest.fixture(scope="module")
