@@ -125,7 +125,7 @@ def test_progress_hears_every_source_once_after_its_chunks_are_stored(
 
 
 class Watching(Wrapped):
-    """The real model, noting the thread of each call; the first call waits (up to 20 s)
+    """The real model, noting the thread of each call; the first call waits (up to 60 s)
     for ``later``, which the feeding side sets."""
 
     def __init__(self, inner, later: threading.Event) -> None:
@@ -137,7 +137,7 @@ class Watching(Wrapped):
     def embed_documents(self, texts):
         self.threads.append(threading.current_thread().name)
         if len(self.threads) == 1:
-            self.waited.append(self.later.wait(timeout=20))
+            self.waited.append(self.later.wait(timeout=60))
         return self.inner.embed_documents(texts)
 
 
