@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build the bundle run.sh and profile.sh need on the lent GPU machine (no network there):
 # what it lacks on gpu_ingest.py's path, MiniLM's weights packed to travel, SciFact. Needs
-# PyPI, .venv and ../shared/data here; writes .devbundle/ (add /.devbundle/ to
-# .git/info/exclude; the device tool carries it: carry [".devbundle"], ≤ 64 MiB a call).
+# PyPI, .venv and ../shared/data here; writes .devbundle/ (git-ignored: listed in
+# .gitignore; the device tool carries it: carry [".devbundle"], ≤ 64 MiB a call).
 #   bash benchmarks/device/build.sh            -> .devbundle/site-cp312.tar.xz and the data files
 #   PYVER=3.11 SITE_TAR=/tmp/x.tar.xz bash benchmarks/device/build.sh wheels   (a cp311 twin, to test here)
 set -euo pipefail
@@ -17,7 +17,7 @@ WHEELS=(
   pydantic==2.14.4 pydantic-core==2.50.5 pydantic-settings==2.16.3 annotated-types==0.8.0
   typing-inspection==0.4.5 python-dotenv==1.2.4 typing-extensions==4.16.0
   chonkie==1.7.0 chonkie-core==0.10.2 tokie==0.1.4 tenacity==9.2.1
-  semantic-text-splitter==0.33.1 qdrant-edge-py==0.9.0 PyStemmer==3.1.0
+  semantic-text-splitter==0.33.1 qdrant-edge-py==0.9.0 PyStemmer==3.1.0 cachetools==8.0.2
 )
 PLATFORMS=()
 for p in manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux_2_5 manylinux1; do
@@ -28,6 +28,7 @@ TARGET=(--python-version "$PYVER" --implementation cp --only-binary=:all: "${PLA
 build_site() {
   local work
   work=$(mktemp -d /tmp/devbundle-build.XXXXXX)
+  mkdir -p "$(dirname "$SITE_TAR")"
   $PY -m pip download -q --no-deps -d "$work/whl" "${TARGET[@]}" "${WHEELS[@]}"
   $PY -m pip install -q --no-deps --no-index --no-compile --target "$work/site" "${TARGET[@]}" \
     "$work"/whl/*.whl
@@ -65,6 +66,11 @@ PYEOF
 case "${1:-all}" in
   wheels) build_site ;;
   data) build_data ;;
-  all) build_site && build_data ;;
+  # Not `build_site && build_data`: errexit is off inside an && list, and a failed step
+  # went unnoticed.
+  all)
+    build_site
+    build_data
+    ;;
 esac
 du -sh .devbundle

