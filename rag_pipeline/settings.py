@@ -68,9 +68,10 @@ class Settings(BaseSettings):
     embedding_batch_size: int | None = Field(
         None, ge=1, description="texts per forward pass or request; unset: per embedder"
     )
-    embedding_runtime: Literal["onnx", "torch"] = Field(
-        "onnx",
-        description="local models: onnxruntime (measured faster, same vectors) or torch",
+    embedding_runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="local models: auto (onnxruntime on a CPU, torch fp16 on a GPU), "
+        "onnx (onnxruntime; on a GPU its CUDA provider, fp32: needs onnxruntime-gpu) or torch",
     )
     embedding_precision: Literal["fp32", "int8"] = Field(
         "fp32", description="ONNX on CPU: int8 is faster, a separate model identity"

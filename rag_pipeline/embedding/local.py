@@ -90,6 +90,11 @@ class LocalEmbedder:
     def model_name(self) -> str:
         return self._name
 
+    @property
+    def device(self) -> str:
+        """Where the model runs: "cpu" or "cuda"."""
+        return self._device
+
     def _load(self) -> Any:
         with self._lock:
             if self._model is None:

