@@ -247,9 +247,36 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
         os.chmod(path, 0o600)
     cursor = connection.cursor()
     # WAL lets the worker write while request threads read; foreign keys make CASCADE work.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     # In WAL mode NORMAL is safe from corruption and skips an fsync per commit (FULL's);
     # a power cut may lose the last commits, which a restart re-queues or cleans up.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _is_locked(exc: BaseException) -> bool:
+    import sqlite3
+
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode once (the mode is kept in the file).
+
+    The switch takes an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy wait, while another connection holds a lock: replicas starting
+    together on a file not yet in WAL failed so in 6 of 40 tries of four. So: read the
+    mode first (a file already in WAL needs no lock), and retry the switch (tenacity).
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(30),
+        wait=wait_exponential(multiplier=0.01, max=0.5),
+        reraise=True,
+    ):
+        with attempt:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
